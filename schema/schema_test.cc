@@ -1,0 +1,163 @@
+// The database itself enforces the audit log's guarantees, whoever connects.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "services/common/pg.h"
+#include "tests/fixtures/postgres_server.h"
+
+namespace audit {
+namespace {
+
+using ::audit::testing::PostgresServer;
+
+constexpr char kInsertOne[] = R"sql(
+INSERT INTO audit.events (position, event_id, source, type, spec_version, subject, occurred_at,
+  recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash)
+SELECT head_position + 1, 'e-' || (head_position + 1), '/s', 't', '1.0', 'o', now(),
+  to_timestamp(recorded_at_micros / 1e6), 'orders.events', 0, head_position,
+  decode(repeat('ab', 32), 'hex')
+FROM audit.begin_append()
+)sql";
+
+class SchemaTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    absl::StatusOr<std::unique_ptr<PostgresServer>> s = PostgresServer::Start();
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = s->release();
+  }
+  static void TearDownTestSuite() { delete server_; }
+
+  void SetUp() override {
+    db_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_TRUE(server_->CreateDatabase(db_).ok());
+  }
+
+  pg::ConnPtr As(const std::string& user) {
+    absl::StatusOr<pg::ConnPtr> c = pg::Connect(server_->Url(db_, user));
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  // Runs `sql` as `user` (after `prelude`, e.g. SET ROLE) and returns the SQLSTATE ("" = ok).
+  std::string SqlState(const std::string& user, const std::string& sql,
+                       const char* prelude = nullptr) {
+    pg::ConnPtr c = As(user);
+    if (c == nullptr) return "no connection";
+    if (prelude != nullptr) EXPECT_TRUE(pg::Exec(c.get(), prelude).ok());
+    absl::StatusOr<pg::ResultPtr> r = pg::Exec(c.get(), sql.c_str());
+    return r.ok() ? "" : pg::SqlStateOf(r.status());
+  }
+
+  int64_t Count(const std::string& table) {
+    absl::StatusOr<std::vector<std::string>> r =
+        server_->Query(db_, "SELECT count(*) FROM " + table);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? std::stoll((*r)[0]) : -1;
+  }
+
+  static PostgresServer* server_;
+  std::string db_;
+};
+
+PostgresServer* SchemaTest::server_ = nullptr;
+
+TEST_F(SchemaTest, WriterAppendsThroughBeginAppendAndHeadAdvances) {
+  EXPECT_EQ(SqlState("ingestor", kInsertOne), "");
+  EXPECT_EQ(SqlState("ingestor", kInsertOne), "");
+  absl::StatusOr<std::vector<std::string>> head =
+      server_->Query(db_, "SELECT position FROM audit.append_head");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ((*head)[0], "2");
+  EXPECT_EQ(Count("audit.events"), 2);
+}
+
+TEST_F(SchemaTest, NoServiceRoleCanUpdateDeleteOrTruncateEvents) {
+  ASSERT_EQ(SqlState("ingestor", kInsertOne), "");
+  for (const char* user : {"ingestor", "reader"}) {
+    EXPECT_EQ(SqlState(user, "UPDATE audit.events SET type = 'x'"), "42501") << user;
+    EXPECT_EQ(SqlState(user, "DELETE FROM audit.events"), "42501") << user;
+    EXPECT_EQ(SqlState(user, "TRUNCATE audit.events"), "42501") << user;
+    EXPECT_EQ(SqlState(user, "UPDATE audit.dead_letters SET reason = 'x'"), "42501") << user;
+    EXPECT_EQ(SqlState(user, "DELETE FROM audit.dead_letters"), "42501") << user;
+    EXPECT_EQ(SqlState(user, "TRUNCATE audit.dead_letters"), "42501") << user;
+    EXPECT_EQ(SqlState(user, "UPDATE audit.append_head SET position = 0"), "42501") << user;
+    EXPECT_EQ(SqlState(user, "ALTER TABLE audit.events DISABLE TRIGGER USER"), "42501") << user;
+  }
+  EXPECT_EQ(SqlState("reader", kInsertOne), "42501");
+  EXPECT_EQ(Count("audit.events"), 1);
+}
+
+TEST_F(SchemaTest, TriggersRejectMutationEvenForTheOwner) {
+  ASSERT_EQ(SqlState("ingestor", kInsertOne), "");
+  const char* as_owner = "SET ROLE audit_owner";
+  EXPECT_EQ(SqlState("postgres", "UPDATE audit.events SET type = 'x'", as_owner), "AU002");
+  EXPECT_EQ(SqlState("postgres", "DELETE FROM audit.events", as_owner), "AU002");
+  EXPECT_EQ(SqlState("postgres", "TRUNCATE audit.events", as_owner), "AU002");
+  EXPECT_EQ(SqlState("postgres", "DELETE FROM audit.dead_letters", as_owner), "AU002");
+  EXPECT_EQ(SqlState("postgres", "TRUNCATE audit.dead_letters", as_owner), "AU002");
+  // Even when no row matches: the statement itself is refused.
+  EXPECT_EQ(SqlState("postgres", "DELETE FROM audit.events WHERE false", as_owner), "AU002");
+  EXPECT_EQ(Count("audit.events"), 1);
+}
+
+TEST_F(SchemaTest, ReaderSeesEverythingButCannotWrite) {
+  ASSERT_EQ(SqlState("ingestor", kInsertOne), "");
+  EXPECT_EQ(SqlState("reader", "SELECT * FROM audit.events"), "");
+  EXPECT_EQ(SqlState("reader", "SELECT * FROM audit.dead_letters"), "");
+  EXPECT_EQ(SqlState("reader", "SELECT * FROM audit.append_head"), "");
+  EXPECT_EQ(SqlState("reader", "SELECT max(version) FROM audit_migrations.applied"), "");
+  EXPECT_EQ(SqlState("reader", "SELECT * FROM audit.begin_append()"), "42501");
+  // The writer reads only what idempotency needs.
+  EXPECT_EQ(SqlState("ingestor", "SELECT data FROM audit.events"), "42501");
+  EXPECT_EQ(SqlState("ingestor", "SELECT position, source, event_id, content_hash "
+                                 "FROM audit.events"),
+            "");
+}
+
+TEST_F(SchemaTest, PositionsMustContinueTheLog) {
+  // Skipping a position, reusing one, or not starting at head + 1 is refused.
+  const std::string insert_at = R"sql(
+    INSERT INTO audit.events (position, event_id, source, type, spec_version, subject,
+      occurred_at, recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash)
+    SELECT p, 'x' || p, '/s', 't', '1.0', 'o', now(), now(), 't', 0, p,
+           decode(repeat('ab', 32), 'hex')
+    FROM audit.begin_append(), unnest(ARRAY[)sql";
+  EXPECT_EQ(SqlState("ingestor", insert_at + "2]) p"), "AU001");
+  EXPECT_EQ(SqlState("ingestor", insert_at + "1, 3]) p"), "AU001");
+  EXPECT_EQ(SqlState("ingestor", insert_at + "1, 2]) p"), "");
+  EXPECT_EQ(SqlState("ingestor", insert_at + "2]) p"), "23505");  // position taken
+  EXPECT_EQ(SqlState("ingestor", insert_at + "3]) p"), "");
+  EXPECT_EQ(Count("audit.events"), 3);
+}
+
+TEST_F(SchemaTest, RecordedAtNeverGoesBackwards) {
+  ASSERT_EQ(SqlState("ingestor", kInsertOne), "");
+  const std::string backdated = R"sql(
+    INSERT INTO audit.events (position, event_id, source, type, spec_version, subject,
+      occurred_at, recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash)
+    SELECT head_position + 1, 'late', '/s', 't', '1.0', 'o', now(), '2000-01-01', 't', 0, 9,
+           decode(repeat('ab', 32), 'hex')
+    FROM audit.begin_append())sql";
+  EXPECT_EQ(SqlState("ingestor", backdated), "AU001");
+}
+
+TEST_F(SchemaTest, DeadLettersAreWritableOnceByTheWriter) {
+  const std::string insert = R"sql(
+    INSERT INTO audit.dead_letters (kafka_topic, kafka_partition, kafka_offset,
+      raw_header_keys, raw_header_values, raw_value, error_class, reason, received_at)
+    VALUES ('orders.events', 0, 7, '{}', '{}', '\x00ff', 'undecodable', 'r', now()))sql";
+  EXPECT_EQ(SqlState("ingestor", insert), "");
+  EXPECT_EQ(SqlState("ingestor", insert), "23505");  // one dead letter per Kafka message
+  EXPECT_EQ(SqlState("ingestor", "INSERT INTO audit.dead_letters (kafka_topic, kafka_partition,"
+                                 " kafka_offset, raw_header_keys, raw_header_values, error_class,"
+                                 " reason, received_at) VALUES ('t', 0, 8, '{}', '{}', 'whatever',"
+                                 " 'r', now())"),
+            "23514");  // unknown error class
+  EXPECT_EQ(Count("audit.dead_letters"), 1);
+}
+
+}  // namespace
+}  // namespace audit

@@ -1,0 +1,222 @@
+#include "services/common/pg.h"
+
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace audit::pg {
+namespace {
+
+constexpr char kSqlStatePayload[] = "type.googleapis.com/audit.SqlState";
+constexpr size_t kCopyChunk = 1 << 20;
+
+absl::Status WithSqlState(absl::StatusCode code, absl::string_view sqlstate,
+                          absl::string_view message) {
+  absl::Status s(code, message);
+  if (!sqlstate.empty()) s.SetPayload(kSqlStatePayload, absl::Cord(sqlstate));
+  return s;
+}
+
+std::string TrimmedError(PGconn* conn) {
+  return std::string(absl::StripTrailingAsciiWhitespace(PQerrorMessage(conn)));
+}
+
+int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
+
+}  // namespace
+
+absl::StatusCode CodeForSqlState(absl::string_view s) {
+  if (s.size() != 5) return absl::StatusCode::kUnavailable;
+  const absl::string_view cls = s.substr(0, 2);
+  if (cls == "08" || cls == "53" || cls == "58" || s == "57P01" || s == "57P02" || s == "57P03") {
+    return absl::StatusCode::kUnavailable;
+  }
+  if (s == "40001" || s == "40P01" || s == "55P03") return absl::StatusCode::kAborted;
+  if (s == "57014") return absl::StatusCode::kDeadlineExceeded;
+  if (cls == "22") return absl::StatusCode::kInvalidArgument;
+  if (cls == "54") return absl::StatusCode::kResourceExhausted;
+  if (s == "23505") return absl::StatusCode::kAlreadyExists;
+  if (s == "42501") return absl::StatusCode::kPermissionDenied;
+  if (cls == "23" || cls == "42") return absl::StatusCode::kFailedPrecondition;
+  // Raised by the audit schema's own triggers (schema/migrations/0001_event_store.sql).
+  if (s == "AU001") return absl::StatusCode::kAborted;           // raced the log head: retry
+  if (s == "AU002") return absl::StatusCode::kPermissionDenied;  // append-only violation
+  return absl::StatusCode::kInternal;
+}
+
+absl::StatusOr<ConnPtr> Connect(absl::string_view url, const ConnectOptions& options) {
+  std::string pg_options;
+  if (options.statement_timeout > absl::ZeroDuration()) {
+    absl::StrAppend(&pg_options, "-c statement_timeout=", Millis(options.statement_timeout));
+  }
+  if (options.idle_in_transaction_timeout > absl::ZeroDuration()) {
+    absl::StrAppend(&pg_options, " -c idle_in_transaction_session_timeout=",
+                    Millis(options.idle_in_transaction_timeout));
+  }
+  const std::string timeout = absl::StrCat(
+      std::max<int64_t>(1, absl::ToInt64Seconds(options.connect_timeout)));
+  const std::string dbname(url);
+  // Later keywords override earlier ones; `dbname` (the URL, expanded) comes last so that
+  // anything the URL sets wins over these defaults.
+  const char* keywords[] = {"connect_timeout", "keepalives",      "keepalives_idle",
+                            "keepalives_interval", "keepalives_count", "application_name",
+                            "options",         "dbname",          nullptr};
+  const char* values[] = {timeout.c_str(), "1", "10", "5", "3", options.application_name.c_str(),
+                          pg_options.c_str(), dbname.c_str(), nullptr};
+  ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
+  if (conn == nullptr) return absl::ResourceExhaustedError("libpq could not allocate");
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL at ",
+                                               RedactUrl(url), ": ", TrimmedError(conn.get())));
+  }
+  return conn;
+}
+
+absl::Status ResultStatus(PGconn* conn, const PGresult* result) {
+  if (result == nullptr) {
+    return absl::UnavailableError(absl::StrCat("PostgreSQL: ", TrimmedError(conn)));
+  }
+  switch (PQresultStatus(result)) {
+    case PGRES_COMMAND_OK:
+    case PGRES_TUPLES_OK:
+    case PGRES_COPY_IN:
+    case PGRES_COPY_OUT:
+    case PGRES_SINGLE_TUPLE:
+    case PGRES_PIPELINE_SYNC:
+      return absl::OkStatus();
+    default:
+      break;
+  }
+  const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+  const char* detail = PQresultErrorField(result, PG_DIAG_MESSAGE_DETAIL);
+  if (state == nullptr) {
+    // No SQLSTATE: the connection failed underneath the statement.
+    std::string msg = primary != nullptr ? primary : PQresultErrorMessage(result);
+    if (msg.empty()) msg = TrimmedError(conn);
+    return absl::UnavailableError(
+        absl::StrCat("PostgreSQL: ", absl::StripTrailingAsciiWhitespace(msg)));
+  }
+  std::string message = absl::StrCat(state, ": ", primary != nullptr ? primary : "");
+  if (detail != nullptr) absl::StrAppend(&message, " (", detail, ")");
+  return WithSqlState(CodeForSqlState(state), state, message);
+}
+
+std::string SqlStateOf(const absl::Status& status) {
+  const absl::optional<absl::Cord> p = status.GetPayload(kSqlStatePayload);
+  return p.has_value() ? std::string(*p) : std::string();
+}
+
+absl::StatusOr<ResultPtr> Exec(PGconn* conn, const char* sql) {
+  ResultPtr r(PQexec(conn, sql));
+  if (absl::Status s = ResultStatus(conn, r.get()); !s.ok()) return s;
+  return r;
+}
+
+absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const char* sql,
+                                     absl::Span<const std::optional<std::string>> params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.has_value() ? p->c_str() : nullptr);
+  ResultPtr r(PQexecParams(conn, sql, static_cast<int>(params.size()), nullptr, values.data(),
+                           nullptr, nullptr, 0));
+  if (absl::Status s = ResultStatus(conn, r.get()); !s.ok()) return s;
+  return r;
+}
+
+absl::Status CopyIn(PGconn* conn, const char* copy_sql, absl::string_view data) {
+  ResultPtr start(PQexec(conn, copy_sql));
+  if (start == nullptr || PQresultStatus(start.get()) != PGRES_COPY_IN) {
+    absl::Status s = ResultStatus(conn, start.get());
+    return s.ok() ? absl::InternalError("COPY did not start") : s;
+  }
+  for (size_t off = 0; off < data.size(); off += kCopyChunk) {
+    const absl::string_view chunk = data.substr(off, kCopyChunk);
+    if (PQputCopyData(conn, chunk.data(), static_cast<int>(chunk.size())) != 1) {
+      return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
+    }
+  }
+  if (PQputCopyEnd(conn, nullptr) != 1) {
+    return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
+  }
+  absl::Status result = absl::OkStatus();
+  // Drain every result; the first error wins.
+  while (PGresult* r = PQgetResult(conn)) {
+    ResultPtr owned(r);
+    if (absl::Status s = ResultStatus(conn, r); !s.ok() && result.ok()) result = s;
+  }
+  if (result.ok() && PQstatus(conn) != CONNECTION_OK) {
+    return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
+  }
+  return result;
+}
+
+std::string RedactUrl(absl::string_view url) {
+  // postgresql://user:secret@host/db -> postgresql://user:***@host/db
+  const size_t scheme = url.find("://");
+  if (scheme != absl::string_view::npos) {
+    const size_t start = scheme + 3;
+    const size_t at = url.find('@', start);
+    const size_t slash = url.find('/', start);
+    if (at != absl::string_view::npos && (slash == absl::string_view::npos || at < slash)) {
+      const size_t colon = url.find(':', start);
+      if (colon != absl::string_view::npos && colon < at) {
+        return absl::StrCat(url.substr(0, colon + 1), "***", url.substr(at));
+      }
+    }
+  }
+  // key=value form: blank out password=...
+  std::string out(url);
+  const size_t p = out.find("password=");
+  if (p != std::string::npos) {
+    size_t end = out.find(' ', p);
+    if (end == std::string::npos) end = out.size();
+    out.replace(p, end - p, "password=***");
+  }
+  // URI query parameter password=... (after '?' or '&') was handled above too.
+  return out;
+}
+
+int64_t Int64Value(const PGresult* r, int row, int col) {
+  int64_t v = 0;
+  (void)absl::SimpleAtoi(Value(r, row, col), &v);
+  return v;
+}
+
+absl::StatusOr<std::string> DecodeByteaHex(absl::string_view text) {
+  if (!absl::ConsumePrefix(&text, "\\x") || text.size() % 2 != 0) {
+    return absl::InvalidArgumentError("not a hex bytea");
+  }
+  std::string out;
+  out.reserve(text.size() / 2);
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < text.size(); i += 2) {
+    const int hi = nibble(text[i]), lo = nibble(text[i + 1]);
+    if (hi < 0 || lo < 0) return absl::InvalidArgumentError("not a hex bytea");
+    out.push_back(static_cast<char>(hi << 4 | lo));
+  }
+  return out;
+}
+
+std::string EncodeByteaHex(absl::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\\x";
+  out.reserve(2 + bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xF]);
+  }
+  return out;
+}
+
+}  // namespace audit::pg

@@ -1,0 +1,89 @@
+// libpq with owned handles and absl::Status errors that keep the SQLSTATE.
+//
+// Error mapping (the SQLSTATE stays available through SqlStateOf()):
+//   connection lost / class 08, 57P01-57P03, class 53, class 58 -> UNAVAILABLE
+//   40001, 40P01, 55P03 -> ABORTED          57014 (statement timeout) -> DEADLINE_EXCEEDED
+//   class 22 (data exception) -> INVALID_ARGUMENT    class 54 -> RESOURCE_EXHAUSTED
+//   23505 -> ALREADY_EXISTS    other class 23, class 42 but 42501 -> FAILED_PRECONDITION
+//   42501 -> PERMISSION_DENIED    AU001 (log head raced) -> ABORTED
+//   AU002 (append-only violation) -> PERMISSION_DENIED    anything else -> INTERNAL
+// Thread safety: a connection is used by one thread at a time.
+#ifndef SERVICES_COMMON_PG_H_
+#define SERVICES_COMMON_PG_H_
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+namespace audit::pg {
+
+struct ConnDeleter {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+
+struct ResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+
+struct ConnectOptions {
+  std::string application_name = "audit";
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Server-side limits set for the session (0 = leave the server default).
+  absl::Duration statement_timeout = absl::Seconds(60);
+  // A client that stalls inside a transaction (holding the append lock) is cut off.
+  absl::Duration idle_in_transaction_timeout = absl::Seconds(30);
+};
+
+// Connects to `url` (a libpq URI or key=value string). Settings in the URL win over the
+// options' defaults; TCP keepalives are on so a vanished server is noticed. Errors: UNAVAILABLE
+// (with libpq's message, the password never included).
+absl::StatusOr<ConnPtr> Connect(absl::string_view url, const ConnectOptions& options = {});
+
+// OK for a successful result, otherwise the mapped error (see above) with message
+// "<sqlstate>: <primary message> (<detail>)".
+absl::Status ResultStatus(PGconn* conn, const PGresult* result);
+
+// The SQLSTATE carried by a status from this library, or "" if none.
+std::string SqlStateOf(const absl::Status& status);
+
+// The gRPC-style code for a SQLSTATE (exposed for tests).
+absl::StatusCode CodeForSqlState(absl::string_view sqlstate);
+
+// Runs a statement without parameters.
+absl::StatusOr<ResultPtr> Exec(PGconn* conn, const char* sql);
+
+// Runs a statement with text-format parameters; nullopt is SQL NULL.
+absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const char* sql,
+                                     absl::Span<const std::optional<std::string>> params);
+
+// Runs `copy_sql` (a COPY ... FROM STDIN) and streams `data` to it.
+absl::Status CopyIn(PGconn* conn, const char* copy_sql, absl::string_view data);
+
+// `url` with any password removed, for logs.
+std::string RedactUrl(absl::string_view url);
+
+// Column value helpers over a tuples result.
+inline absl::string_view Value(const PGresult* r, int row, int col) {
+  return absl::string_view(PQgetvalue(r, row, col), PQgetlength(r, row, col));
+}
+inline bool IsNull(const PGresult* r, int row, int col) { return PQgetisnull(r, row, col) != 0; }
+int64_t Int64Value(const PGresult* r, int row, int col);
+
+// Decodes a bytea in text output format ("\x0a1b...").
+absl::StatusOr<std::string> DecodeByteaHex(absl::string_view text);
+// Encodes bytes as a bytea hex literal ("\x0a1b...") for a text-format parameter.
+std::string EncodeByteaHex(absl::string_view bytes);
+
+}  // namespace audit::pg
+
+#endif  // SERVICES_COMMON_PG_H_
