@@ -16,6 +16,8 @@ namespace {
 // decimal point (NUMERIC_DSCALE_MAX) and values below 10^131072 (NUMERIC_WEIGHT_MAX).
 constexpr int64_t kMaxFractionDigits = 16383;
 constexpr int64_t kMaxIntegerDigits = 131072;
+// numeric_in refuses exponents of magnitude PG_INT32_MAX / 2 and beyond, even for zero.
+constexpr int64_t kMaxExponentMagnitude = 1073741823;
 
 class Parser {
  public:
@@ -289,7 +291,7 @@ class Parser {
       if (exp_end == pos_) return Error(start, "invalid number: no digits in exponent");
       for (size_t p = pos_; p < exp_end; ++p) {
         // Saturate: anything this large is out of range anyway.
-        if (exponent < 10'000'000) exponent = exponent * 10 + (text_[p] - '0');
+        if (exponent < kMaxExponentMagnitude) exponent = exponent * 10 + (text_[p] - '0');
       }
       if (exp_negative) exponent = -exponent;
       pos_ = exp_end;
@@ -301,6 +303,9 @@ class Parser {
     // All significant digits, and the power of ten of the last one.
     std::string digits(text_.substr(int_begin, int_end - int_begin));
     absl::StrAppend(&digits, frac);
+    if (exponent >= kMaxExponentMagnitude || exponent <= -kMaxExponentMagnitude) {
+      return Error(start, "number out of range");
+    }
     const int64_t frac_digits = static_cast<int64_t>(frac.size());
     const int64_t scale = std::max<int64_t>(0, frac_digits - exponent);
     if (scale > kMaxFractionDigits) return Error(start, "number out of range");

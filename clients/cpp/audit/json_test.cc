@@ -50,6 +50,8 @@ TEST(JsonTest, NumbersOutsideNumericRangeAreRejected) {
   ExpectRejected("1e131072", "number out of range");
   ExpectRejected("10e131071", "number out of range");
   ExpectRejected("1e99999999999999999999", "number out of range");
+  ExpectRejected("0e1073741823", "number out of range");
+  EXPECT_EQ(Canon("0e1073741822"), "0");
 }
 
 TEST(JsonTest, StringsAreReescapedLikeJsonb) {

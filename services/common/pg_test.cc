@@ -1,0 +1,163 @@
+#include "services/common/pg.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "services/common/copy_binary.h"
+#include "tests/fixtures/postgres_server.h"
+
+namespace audit::pg {
+namespace {
+
+using ::audit::testing::PostgresServer;
+using ::audit::testing::PostgresServerOptions;
+
+class PgTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    PostgresServerOptions options;
+    options.migrate = false;
+    absl::StatusOr<std::unique_ptr<PostgresServer>> s = PostgresServer::Start(options);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = s->release();
+  }
+  static void TearDownTestSuite() { delete server_; }
+
+  ConnPtr Connect() {
+    absl::StatusOr<ConnPtr> c = pg::Connect(server_->Url("postgres"));
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  static PostgresServer* server_;
+};
+
+PostgresServer* PgTest::server_ = nullptr;
+
+TEST(SqlStateTest, MapsClassesToCodes) {
+  EXPECT_EQ(CodeForSqlState("08006"), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(CodeForSqlState("57P01"), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(CodeForSqlState("53100"), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(CodeForSqlState("40001"), absl::StatusCode::kAborted);
+  EXPECT_EQ(CodeForSqlState("57014"), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(CodeForSqlState("22P02"), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CodeForSqlState("54000"), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(CodeForSqlState("23505"), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(CodeForSqlState("23514"), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CodeForSqlState("42501"), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(CodeForSqlState("42P01"), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CodeForSqlState("AU001"), absl::StatusCode::kAborted);
+  EXPECT_EQ(CodeForSqlState("AU002"), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(CodeForSqlState("XX000"), absl::StatusCode::kInternal);
+}
+
+TEST(RedactTest, NeverShowsPasswords) {
+  EXPECT_EQ(RedactUrl("postgresql://u:s3cret@db:5432/audit"), "postgresql://u:***@db:5432/audit");
+  EXPECT_EQ(RedactUrl("postgresql://u@db/audit"), "postgresql://u@db/audit");
+  EXPECT_EQ(RedactUrl("host=db password=s3cret user=u"), "host=db password=*** user=u");
+  EXPECT_EQ(RedactUrl("postgresql:///a?host=/tmp&password=s3cret"),
+            "postgresql:///a?host=/tmp&password=***");
+}
+
+TEST(ByteaTest, HexRoundTrip) {
+  const std::string bytes("\x00\xff\x10z", 4);
+  EXPECT_EQ(EncodeByteaHex(bytes), "\\x00ff107a");
+  EXPECT_EQ(*DecodeByteaHex("\\x00ff107a"), bytes);
+  EXPECT_FALSE(DecodeByteaHex("00ff").ok());
+  EXPECT_FALSE(DecodeByteaHex("\\x0g").ok());
+}
+
+TEST_F(PgTest, ErrorsKeepSqlStateAndMessage) {
+  ConnPtr c = Connect();
+  absl::StatusOr<ResultPtr> r = Exec(c.get(), "SELECT 1/0");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SqlStateOf(r.status()), "22012");
+  EXPECT_NE(r.status().message().find("division by zero"), absl::string_view::npos);
+  EXPECT_EQ(SqlStateOf(absl::InternalError("x")), "");
+}
+
+TEST_F(PgTest, UnreachableServerIsUnavailableWithoutPassword) {
+  absl::StatusOr<ConnPtr> c =
+      pg::Connect("postgresql://u:s3cret@127.0.0.1:1/x?connect_timeout=1");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(c.status().message().find("s3cret"), absl::string_view::npos) << c.status();
+}
+
+TEST_F(PgTest, SessionLimitsAreApplied) {
+  ConnectOptions options;
+  options.statement_timeout = absl::Milliseconds(50);
+  absl::StatusOr<ConnPtr> c = pg::Connect(server_->Url("postgres"), options);
+  ASSERT_TRUE(c.ok());
+  absl::StatusOr<ResultPtr> r = Exec(c->get(), "SELECT pg_sleep(5)");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_F(PgTest, ExecParamsPassesNulls) {
+  ConnPtr c = Connect();
+  const std::optional<std::string> params[] = {std::string("x"), std::nullopt};
+  absl::StatusOr<ResultPtr> r =
+      ExecParams(c.get(), "SELECT $1::text, $2::text IS NULL", params);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Value(r->get(), 0, 0), "x");
+  EXPECT_EQ(Value(r->get(), 0, 1), "t");
+}
+
+TEST_F(PgTest, BinaryCopyRoundTripsEveryType) {
+  ConnPtr c = Connect();
+  ASSERT_TRUE(Exec(c.get(), "CREATE TEMP TABLE t (i int, b bigint, s text, y bytea, j jsonb, "
+                            "ts timestamptz, a bytea[], n text, e bytea[])")
+                  .ok());
+  BinaryCopyWriter w;
+  for (int row = 0; row < 3; ++row) {
+    w.StartRow(9);
+    w.Int32(-7 - row);
+    w.Int64(int64_t{1} << 40);
+    w.Text("héllo");
+    w.Bytea(std::string("\0\xff", 2));
+    w.Jsonb(R"({"a": [1, 2.50]})");
+    w.TimestampMicros(1709210096789000);  // 2024-02-29T12:34:56.789Z
+    const std::optional<absl::string_view> elems[] = {absl::string_view("k1"), std::nullopt};
+    w.ByteaArray(elems);
+    w.Null();
+    w.ByteaArray({});
+  }
+  ASSERT_TRUE(CopyIn(c.get(), "COPY t FROM STDIN (FORMAT binary)", w.Finish()).ok());
+  absl::StatusOr<ResultPtr> r = Exec(
+      c.get(), "SET TIME ZONE 'UTC'; SELECT count(*), min(i), min(b), min(s), min(encode(y,'hex')),"
+               " min(j::text), min(ts)::text, min(a::text), bool_and(n IS NULL),"
+               " min(cardinality(e)) FROM t");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const PGresult* res = r->get();
+  EXPECT_EQ(Value(res, 0, 0), "3");
+  EXPECT_EQ(Value(res, 0, 1), "-9");
+  EXPECT_EQ(Value(res, 0, 2), "1099511627776");
+  EXPECT_EQ(Value(res, 0, 3), "héllo");
+  EXPECT_EQ(Value(res, 0, 4), "00ff");
+  EXPECT_EQ(Value(res, 0, 5), R"({"a": [1, 2.50]})");
+  EXPECT_EQ(Value(res, 0, 6), "2024-02-29 12:34:56.789+00");
+  EXPECT_EQ(Value(res, 0, 7), R"({"\\x6b31",NULL})");
+  EXPECT_EQ(Value(res, 0, 8), "t");
+  EXPECT_EQ(Value(res, 0, 9), "0");
+}
+
+TEST_F(PgTest, CopyErrorsAreReportedWithSqlState) {
+  ConnPtr c = Connect();
+  ASSERT_TRUE(Exec(c.get(), "CREATE TEMP TABLE j (v jsonb)").ok());
+  BinaryCopyWriter w;
+  w.StartRow(1);
+  w.Jsonb("{not json");
+  absl::Status s = CopyIn(c.get(), "COPY j FROM STDIN (FORMAT binary)", w.Finish());
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SqlStateOf(s), "22P02");
+  // The connection is usable afterwards.
+  EXPECT_TRUE(Exec(c.get(), "SELECT 1").ok());
+}
+
+}  // namespace
+}  // namespace audit::pg

@@ -1,0 +1,357 @@
+#include "services/ingestor/pg_event_store.h"
+
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "audit/json.h"
+#include "audit/rfc3339.h"
+#include "audit/utf8.h"
+#include "schema/migrations.h"
+#include "schema/migrator.h"
+#include "services/common/copy_binary.h"
+#include "services/common/log.h"
+
+namespace audit::ingestor {
+namespace {
+
+constexpr char kBegin[] = "BEGIN; SELECT head_position, recorded_at_micros FROM audit.begin_append()";
+
+constexpr char kLookupEvents[] = R"sql(
+SELECT e.source, e.event_id, e.content_hash, e.position
+FROM unnest($1::text[], $2::text[]) AS k(source, event_id)
+JOIN audit.events e ON e.source = k.source AND e.event_id = k.event_id)sql";
+
+constexpr char kLookupDeadLetters[] = R"sql(
+SELECT d.kafka_topic, d.kafka_partition, d.kafka_offset
+FROM unnest($1::text[], $2::int[], $3::bigint[]) AS k(topic, part, off)
+JOIN audit.dead_letters d
+  ON d.kafka_topic = k.topic AND d.kafka_partition = k.part AND d.kafka_offset = k.off)sql";
+
+constexpr char kCopyEvents[] =
+    "COPY audit.events (position, event_id, source, type, spec_version, subject, occurred_at,"
+    " recorded_at, data_content_type, data_schema, data, data_bytes, correlation_id,"
+    " causation_id, actor, tenant, traceparent, sequence, extensions, kafka_topic,"
+    " kafka_partition, kafka_offset, content_hash) FROM STDIN (FORMAT binary)";
+constexpr int16_t kEventColumns = 23;
+
+constexpr char kCopyDeadLetters[] =
+    "COPY audit.dead_letters (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp,"
+    " raw_key, raw_header_keys, raw_header_values, raw_value, error_class, reason,"
+    " event_source, event_id, conflicting_position, received_at) FROM STDIN (FORMAT binary)";
+constexpr int16_t kDeadLetterColumns = 14;
+
+constexpr size_t kMaxReasonBytes = 4096;
+
+using EventKey = std::pair<absl::string_view, absl::string_view>;  // (source, id)
+using Provenance = std::tuple<std::string, int32_t, int64_t>;
+
+struct Known {
+  Sha256Digest hash;
+  int64_t position;
+};
+
+// A PostgreSQL array literal of quoted text elements: {"a","b\"c"}.
+template <typename Range, typename Get>
+std::string TextArray(const Range& items, Get get) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& item : items) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.push_back('"');
+    for (char c : get(item)) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+// Text that is safe in a text column: valid UTF-8, no NUL, bounded.
+std::string SafeText(absl::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes && IsValidUtf8(s) && s.find('\0') == absl::string_view::npos) {
+    return std::string(s);
+  }
+  const std::string quoted = QuoteForMessage(s, max_bytes);
+  return quoted;
+}
+
+std::string ExtensionsJson(const v1::Event& e) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, v] : e.extensions()) {
+    if (!first) out.append(", ");
+    first = false;
+    AppendJsonString(k, &out);
+    out.append(": ");
+    AppendJsonString(v, &out);
+  }
+  out.push_back('}');
+  return out;
+}
+
+void WriteEvent(const EventEntry& entry, int64_t position, int64_t recorded_micros,
+                pg::BinaryCopyWriter* w) {
+  const v1::Event& e = *entry.event;
+  w->StartRow(kEventColumns);
+  w->Int64(position);
+  w->Text(e.id());
+  w->Text(e.source());
+  w->Text(e.type());
+  w->Text(e.spec_version());
+  w->Text(e.subject());
+  w->TimestampMicros(ToUnixMicros(e.time()));
+  w->TimestampMicros(recorded_micros);
+  w->TextOrNull(e.data_content_type());
+  w->TextOrNull(e.data_schema());
+  if (e.data_case() == v1::Event::kTextData) {
+    w->Jsonb(e.text_data());
+    w->Null();
+  } else if (e.data_case() == v1::Event::kBinaryData) {
+    w->Null();
+    w->Bytea(e.binary_data());
+  } else {
+    w->Null();
+    w->Null();
+  }
+  w->TextOrNull(e.correlation_id());
+  w->TextOrNull(e.causation_id());
+  w->TextOrNull(e.actor());
+  w->TextOrNull(e.tenant());
+  w->TextOrNull(e.traceparent());
+  if (e.has_sequence()) {
+    w->Int64(static_cast<int64_t>(e.sequence()));
+  } else {
+    w->Null();
+  }
+  if (e.extensions().empty()) {
+    w->Null();
+  } else {
+    w->Jsonb(ExtensionsJson(e));
+  }
+  w->Text(entry.record->topic);
+  w->Int32(entry.record->partition);
+  w->Int64(entry.record->offset);
+  w->Bytea(DigestBytes(entry.content_hash));
+}
+
+void WriteDeadLetter(const DeadLetterEntry& dl, std::optional<int64_t> conflicting_position,
+                     int64_t received_micros, pg::BinaryCopyWriter* w) {
+  const KafkaRecord& r = *dl.record;
+  w->StartRow(kDeadLetterColumns);
+  w->Text(r.topic);
+  w->Int32(r.partition);
+  w->Int64(r.offset);
+  // A producer can stamp any CreateTime; keep it only when PostgreSQL can represent it.
+  if (r.timestamp_ms.has_value() && *r.timestamp_ms / 1000 >= kMinTimestampSeconds &&
+      *r.timestamp_ms / 1000 <= kMaxTimestampSeconds) {
+    w->TimestampMicros(*r.timestamp_ms * 1000);
+  } else {
+    w->Null();
+  }
+  if (r.key.has_value()) {
+    w->Bytea(*r.key);
+  } else {
+    w->Null();
+  }
+  std::vector<std::optional<absl::string_view>> keys, values;
+  keys.reserve(r.headers.size());
+  values.reserve(r.headers.size());
+  for (const HeaderView& h : r.headers) {
+    keys.emplace_back(h.key);
+    values.push_back(h.value);
+  }
+  w->ByteaArray(keys);
+  w->ByteaArray(values);
+  if (r.value.has_value()) {
+    w->Bytea(*r.value);
+  } else {
+    w->Null();
+  }
+  w->Text(ErrorClassName(dl.error_class));
+  w->Text(SafeText(dl.reason, kMaxReasonBytes));
+  const std::string source = SafeText(dl.event_source, kMaxAttributeBytes);
+  const std::string id = SafeText(dl.event_id, kMaxAttributeBytes);
+  w->TextOrNull(source);
+  w->TextOrNull(id);
+  if (conflicting_position.has_value()) {
+    w->Int64(*conflicting_position);
+  } else {
+    w->Null();
+  }
+  w->TimestampMicros(received_micros);
+}
+
+// The sink contract: INVALID_ARGUMENT only for content the database refused.
+absl::Status ClassifyForCaller(absl::Status s) {
+  const std::string state = pg::SqlStateOf(s);
+  if (state.size() == 5 && (state.compare(0, 2, "22") == 0 || state.compare(0, 2, "54") == 0)) {
+    return absl::InvalidArgumentError(s.message());
+  }
+  if (s.code() == absl::StatusCode::kInvalidArgument) {
+    return absl::InternalError(s.message());
+  }
+  return s;
+}
+
+}  // namespace
+
+PgEventStore::PgEventStore(Options options) : options_(std::move(options)) {}
+
+absl::Status PgEventStore::EnsureConnected() {
+  if (conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK &&
+      PQtransactionStatus(conn_.get()) == PQTRANS_IDLE) {
+    return absl::OkStatus();
+  }
+  conn_.reset();
+  absl::StatusOr<pg::ConnPtr> c = pg::Connect(options_.url, options_.connect);
+  if (!c.ok()) return c.status();
+  conn_ = *std::move(c);
+  return absl::OkStatus();
+}
+
+absl::Status PgEventStore::Ping() {
+  if (absl::Status s = EnsureConnected(); !s.ok()) return s;
+  absl::Status s = schema::CheckVersion(
+      conn_.get(), static_cast<int>(schema::EmbeddedMigrations().size()));
+  if (!s.ok() && s.code() != absl::StatusCode::kFailedPrecondition) conn_.reset();
+  return s;
+}
+
+absl::StatusOr<AppendResult> PgEventStore::Append(const AppendBatch& batch) {
+  if (absl::Status s = EnsureConnected(); !s.ok()) return s;
+  absl::StatusOr<AppendResult> result = AppendInTransaction(batch);
+  if (!result.ok()) {
+    if (PQstatus(conn_.get()) == CONNECTION_OK) {
+      (void)pg::Exec(conn_.get(), "ROLLBACK");
+    }
+    if (PQstatus(conn_.get()) != CONNECTION_OK ||
+        PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+      conn_.reset();  // reconnect on the next attempt
+    }
+    return ClassifyForCaller(result.status());
+  }
+  return result;
+}
+
+absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch& batch) {
+  PGconn* conn = conn_.get();
+  AppendResult result;
+
+  absl::StatusOr<pg::ResultPtr> begun = pg::Exec(conn, kBegin);
+  if (!begun.ok()) return begun.status();
+  const int64_t head = pg::Int64Value(begun->get(), 0, 0);
+  const int64_t now_micros = pg::Int64Value(begun->get(), 0, 1);
+
+  // Which (source, id) pairs are stored already, with which content.
+  absl::flat_hash_map<EventKey, Known> known;
+  std::vector<std::string> owned_keys;  // backing storage for `known`'s views
+  if (!batch.events.empty()) {
+    const std::optional<std::string> params[] = {
+        TextArray(batch.events, [](const EventEntry& e) -> const std::string& {
+          return e.event->source();
+        }),
+        TextArray(batch.events,
+                  [](const EventEntry& e) -> const std::string& { return e.event->id(); })};
+    absl::StatusOr<pg::ResultPtr> found = pg::ExecParams(conn, kLookupEvents, params);
+    if (!found.ok()) return found.status();
+    const PGresult* r = found->get();
+    owned_keys.reserve(2 * PQntuples(r));
+    for (int i = 0; i < PQntuples(r); ++i) {
+      absl::StatusOr<std::string> hash = pg::DecodeByteaHex(pg::Value(r, i, 2));
+      if (!hash.ok() || hash->size() != 32) return absl::InternalError("bad content_hash");
+      owned_keys.emplace_back(pg::Value(r, i, 0));
+      owned_keys.emplace_back(pg::Value(r, i, 1));
+      Known k;
+      std::copy(hash->begin(), hash->end(), k.hash.begin());
+      k.position = pg::Int64Value(r, i, 3);
+      known[{owned_keys[owned_keys.size() - 2], owned_keys.back()}] = k;
+    }
+  }
+
+  // Classify in batch order; new events get consecutive positions.
+  pg::BinaryCopyWriter events;
+  std::vector<DeadLetterEntry> conflicts;
+  std::vector<int64_t> conflicting_positions;
+  int64_t next = head + 1;
+  for (const EventEntry& entry : batch.events) {
+    const EventKey key{entry.event->source(), entry.event->id()};
+    auto it = known.find(key);
+    if (it == known.end()) {
+      WriteEvent(entry, next, now_micros, &events);
+      known[key] = Known{entry.content_hash, next};
+      ++next;
+      continue;
+    }
+    if (it->second.hash == entry.content_hash) {
+      ++result.duplicates;
+      continue;
+    }
+    ++result.conflicts;
+    conflicts.push_back(DeadLetterEntry{
+        entry.record, ErrorClass::kConflict,
+        absl::StrCat("(source, id) = (", QuoteForMessage(entry.event->source()), ", ",
+                     QuoteForMessage(entry.event->id()), ") is already stored at position ",
+                     it->second.position, " with content hash ", HexDigest(it->second.hash),
+                     "; this message's content hash is ", HexDigest(entry.content_hash)),
+        entry.event->source(), entry.event->id()});
+    conflicting_positions.push_back(it->second.position);
+  }
+  std::vector<std::pair<const DeadLetterEntry*, std::optional<int64_t>>> dead;
+  for (size_t i = 0; i < conflicts.size(); ++i) {
+    dead.emplace_back(&conflicts[i], conflicting_positions[i]);
+  }
+  for (const DeadLetterEntry& dl : batch.dead_letters) dead.emplace_back(&dl, std::nullopt);
+  result.appended = next - head - 1;
+
+  if (!dead.empty()) {
+    // Already dead-lettered messages (a redelivery after a crash) are not written again.
+    const auto topic = [](const auto& d) { return d.first->record->topic; };
+    const auto part = [](const auto& d) { return std::to_string(d.first->record->partition); };
+    const auto off = [](const auto& d) { return std::to_string(d.first->record->offset); };
+    const std::optional<std::string> params[] = {TextArray(dead, topic), TextArray(dead, part),
+                                                 TextArray(dead, off)};
+    absl::StatusOr<pg::ResultPtr> found = pg::ExecParams(conn, kLookupDeadLetters, params);
+    if (!found.ok()) return found.status();
+    std::set<Provenance> present;
+    for (int i = 0; i < PQntuples(found->get()); ++i) {
+      present.emplace(std::string(pg::Value(found->get(), i, 0)),
+                      static_cast<int32_t>(pg::Int64Value(found->get(), i, 1)),
+                      pg::Int64Value(found->get(), i, 2));
+    }
+    pg::BinaryCopyWriter letters;
+    for (const auto& [dl, conflicting] : dead) {
+      Provenance p{std::string(dl->record->topic), dl->record->partition, dl->record->offset};
+      if (!present.insert(std::move(p)).second) {
+        ++result.dead_letters_existing;
+        continue;
+      }
+      WriteDeadLetter(*dl, conflicting, now_micros, &letters);
+      ++result.dead_letters_written;
+    }
+    if (letters.rows() > 0) {
+      if (absl::Status s = pg::CopyIn(conn, kCopyDeadLetters, letters.Finish()); !s.ok()) {
+        return s;
+      }
+    }
+  }
+  if (events.rows() > 0) {
+    if (absl::Status s = pg::CopyIn(conn, kCopyEvents, events.Finish()); !s.ok()) return s;
+  }
+  if (absl::StatusOr<pg::ResultPtr> c = pg::Exec(conn, "COMMIT"); !c.ok()) return c.status();
+  if (result.appended > 0) {
+    result.first_position = head + 1;
+    result.last_position = head + result.appended;
+  }
+  return result;
+}
+
+}  // namespace audit::ingestor

@@ -1,0 +1,52 @@
+// EventSink over PostgreSQL (schema audit, role audit_writer).
+//
+// One transaction per batch:
+//   1. SELECT * FROM audit.begin_append()    -- waits for the append lock; head + clock
+//   2. look up the batch's (source, id) pairs -- one statement, under the lock
+//   3. look up already dead-lettered messages -- only if the batch has dead letters
+//   4. COPY dead letters, COPY events (binary) with positions head+1.. and one recorded_at
+//   5. COMMIT                                 -- the trigger checks continuity, NOTIFYs
+// Because every writer holds the lock from step 1 to the commit, positions are gapless and
+// commit in order, and the duplicate check cannot race another ingestor.
+//
+// The connection is opened lazily and re-opened after a failure, so a database that went
+// away and came back needs nothing from the caller but a retry.
+#ifndef SERVICES_INGESTOR_PG_EVENT_STORE_H_
+#define SERVICES_INGESTOR_PG_EVENT_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "services/common/pg.h"
+#include "services/ingestor/event_sink.h"
+
+namespace audit::ingestor {
+
+class PgEventStore : public EventSink {
+ public:
+  struct Options {
+    std::string url;  // libpq URI of a role in audit_writer
+    pg::ConnectOptions connect;
+  };
+
+  // Does not connect; the first Append (or Ping) does.
+  explicit PgEventStore(Options options);
+
+  absl::StatusOr<AppendResult> Append(const AppendBatch& batch) override;
+
+  // Connects if needed and checks the schema version. UNAVAILABLE if the database cannot be
+  // reached, FAILED_PRECONDITION if it is not migrated.
+  absl::Status Ping();
+
+ private:
+  absl::StatusOr<AppendResult> AppendInTransaction(const AppendBatch& batch);
+  absl::Status EnsureConnected();
+
+  Options options_;
+  pg::ConnPtr conn_;
+};
+
+}  // namespace audit::ingestor
+
+#endif  // SERVICES_INGESTOR_PG_EVENT_STORE_H_
