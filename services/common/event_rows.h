@@ -1,0 +1,30 @@
+// Reading audit.events rows back into audit.v1.StoredEvent.
+//
+//   std::string sql = absl::StrCat("SELECT ", kStoredEventColumns,
+//                                  " FROM audit.events WHERE position = $1");
+//   ... StoredEventFromRow(result, row) ...
+//
+// The rebuilt event is exactly the normalised event the ingestor stored: re-hashing it with
+// ContentHash() gives the row's content_hash (which is how tests and verifiers check that the
+// columns hold what was received).
+#ifndef SERVICES_COMMON_EVENT_ROWS_H_
+#define SERVICES_COMMON_EVENT_ROWS_H_
+
+#include <libpq-fe.h>
+
+#include "absl/status/statusor.h"
+#include "audit/v1/event.pb.h"
+
+namespace audit {
+
+// The select list StoredEventFromRow expects, in this order (text result format).
+extern const char kStoredEventColumns[];
+
+// Decodes row `row` of a result whose columns are kStoredEventColumns (starting at `first_col`).
+// INTERNAL if a column does not decode (never expected for rows the ingestor wrote).
+absl::StatusOr<v1::StoredEvent> StoredEventFromRow(const PGresult* result, int row,
+                                                   int first_col = 0);
+
+}  // namespace audit
+
+#endif  // SERVICES_COMMON_EVENT_ROWS_H_
