@@ -96,14 +96,13 @@ absl::StatusOr<MigrationReport> Migrate(PGconn* conn, absl::Span<const Migration
         return absl::OkStatus();
       }
       if (!applied->empty() && applied->rbegin()->first != m.version - 1) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("cannot apply migration ", m.version, ": database is at version ",
-                         applied->rbegin()->first));
+        return absl::FailedPreconditionError(absl::StrCat("cannot apply migration ", m.version,
+                                                          ": database is at version ",
+                                                          applied->rbegin()->first));
       }
       if (absl::StatusOr<pg::ResultPtr> r = pg::Exec(conn, std::string(m.sql).c_str()); !r.ok()) {
-        return absl::Status(r.status().code(),
-                            absl::StrCat("migration ", m.version, " (", m.name,
-                                         ") failed: ", r.status().message()));
+        return absl::Status(r.status().code(), absl::StrCat("migration ", m.version, " (", m.name,
+                                                            ") failed: ", r.status().message()));
       }
       if (absl::StatusOr<pg::ResultPtr> r = pg::Exec(conn, "RESET ROLE"); !r.ok()) {
         return r.status();
@@ -120,10 +119,12 @@ absl::StatusOr<MigrationReport> Migrate(PGconn* conn, absl::Span<const Migration
     });
     if (!s.ok()) return s;
   }
-  if (absl::Status s = InLockedTransaction(conn, [&]() -> absl::Status {
-        absl::StatusOr<pg::ResultPtr> r = pg::Exec(conn, kGrantReaders);
-        return r.ok() ? absl::OkStatus() : r.status();
-      });
+  if (absl::Status s = InLockedTransaction(conn,
+                                           [&]() -> absl::Status {
+                                             absl::StatusOr<pg::ResultPtr> r =
+                                                 pg::Exec(conn, kGrantReaders);
+                                             return r.ok() ? absl::OkStatus() : r.status();
+                                           });
       !s.ok()) {
     return s;
   }
@@ -148,9 +149,9 @@ absl::Status CheckVersion(PGconn* conn, int required) {
   absl::StatusOr<int> v = CurrentVersion(conn);
   if (!v.ok()) return v.status();
   if (*v < required) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("database schema is at version ", *v, " but this build needs ", required,
-                     ": run `auditctl migrate` first"));
+    return absl::FailedPreconditionError(absl::StrCat("database schema is at version ", *v,
+                                                      " but this build needs ", required,
+                                                      ": run `auditctl migrate` first"));
   }
   return absl::OkStatus();
 }

@@ -53,9 +53,10 @@ TEST_F(MigratorTest, AppliesEverythingThenIsANoOp) {
   EXPECT_TRUE(second->applied.empty());
   EXPECT_EQ(second->version, first->version);
 
-  absl::StatusOr<std::vector<std::string>> recorded = server_->Query(
-      "twice", "SELECT version || ':' || name || ':' || length(sha256) FROM "
-               "audit_migrations.applied ORDER BY version");
+  absl::StatusOr<std::vector<std::string>> recorded =
+      server_->Query("twice",
+                     "SELECT version || ':' || name || ':' || length(sha256) FROM "
+                     "audit_migrations.applied ORDER BY version");
   ASSERT_TRUE(recorded.ok());
   ASSERT_FALSE(recorded->empty());
   EXPECT_EQ((*recorded)[0], "1:event_store:64");

@@ -112,8 +112,9 @@ TEST_F(SchemaTest, ReaderSeesEverythingButCannotWrite) {
   EXPECT_EQ(SqlState("reader", "SELECT * FROM audit.begin_append()"), "42501");
   // The writer reads only what idempotency needs.
   EXPECT_EQ(SqlState("ingestor", "SELECT data FROM audit.events"), "42501");
-  EXPECT_EQ(SqlState("ingestor", "SELECT position, source, event_id, content_hash "
-                                 "FROM audit.events"),
+  EXPECT_EQ(SqlState("ingestor",
+                     "SELECT position, source, event_id, content_hash "
+                     "FROM audit.events"),
             "");
 }
 
@@ -151,10 +152,11 @@ TEST_F(SchemaTest, DeadLettersAreWritableOnceByTheWriter) {
     VALUES ('orders.events', 0, 7, '{}', '{}', '\x00ff', 'undecodable', 'r', now()))sql";
   EXPECT_EQ(SqlState("ingestor", insert), "");
   EXPECT_EQ(SqlState("ingestor", insert), "23505");  // one dead letter per Kafka message
-  EXPECT_EQ(SqlState("ingestor", "INSERT INTO audit.dead_letters (kafka_topic, kafka_partition,"
-                                 " kafka_offset, raw_header_keys, raw_header_values, error_class,"
-                                 " reason, received_at) VALUES ('t', 0, 8, '{}', '{}', 'whatever',"
-                                 " 'r', now())"),
+  EXPECT_EQ(SqlState("ingestor",
+                     "INSERT INTO audit.dead_letters (kafka_topic, kafka_partition,"
+                     " kafka_offset, raw_header_keys, raw_header_values, error_class,"
+                     " reason, received_at) VALUES ('t', 0, 8, '{}', '{}', 'whatever',"
+                     " 'r', now())"),
             "23514");  // unknown error class
   EXPECT_EQ(Count("audit.dead_letters"), 1);
 }

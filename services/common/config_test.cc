@@ -14,9 +14,9 @@ namespace {
 TEST(ConfigTest, EnvironmentSetsListedFlags) {
   setenv("AUDIT_TEST_URL", "postgresql://x", 1);
   setenv("AUDIT_TEST_BATCH", "42", 1);
-  ASSERT_TRUE(ApplyEnvironmentToFlags({{"test_url", "AUDIT_TEST_URL"},
-                                       {"test_batch", "AUDIT_TEST_BATCH"}})
-                  .ok());
+  ASSERT_TRUE(
+      ApplyEnvironmentToFlags({{"test_url", "AUDIT_TEST_URL"}, {"test_batch", "AUDIT_TEST_BATCH"}})
+          .ok());
   EXPECT_EQ(absl::GetFlag(FLAGS_test_url), "postgresql://x");
   EXPECT_EQ(absl::GetFlag(FLAGS_test_batch), 42);
   unsetenv("AUDIT_TEST_URL");
@@ -39,8 +39,7 @@ TEST(ConfigTest, BadValuesNameTheVariable) {
 }
 
 TEST(ConfigTest, UnknownFlagIsNotFound) {
-  EXPECT_EQ(ApplyEnvironmentToFlags({{"no_such_flag", "X"}}).code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ApplyEnvironmentToFlags({{"no_such_flag", "X"}}).code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

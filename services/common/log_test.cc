@@ -44,9 +44,8 @@ TEST(LogTest, WritesOneJsonObjectPerLine) {
 }
 
 TEST(LogTest, HostileValuesCannotBreakTheLine) {
-  const std::string out = CaptureStderr([] {
-    LogWarning("x").With("value", "a\"b\nc").With("bytes", std::string("\xff\x00z", 3));
-  });
+  const std::string out = CaptureStderr(
+      [] { LogWarning("x").With("value", "a\"b\nc").With("bytes", std::string("\xff\x00z", 3)); });
   EXPECT_NE(out.find(R"("value":"a\"b\nc")"), std::string::npos) << out;
   EXPECT_NE(out.find(R"("bytes":"\\xff\\x00z")"), std::string::npos) << out;
   EXPECT_EQ(out.find('\n'), out.size() - 1);

@@ -58,21 +58,28 @@ absl::StatusOr<ConnPtr> Connect(absl::string_view url, const ConnectOptions& opt
     absl::StrAppend(&pg_options, " -c idle_in_transaction_session_timeout=",
                     Millis(options.idle_in_transaction_timeout));
   }
-  const std::string timeout = absl::StrCat(
-      std::max<int64_t>(1, absl::ToInt64Seconds(options.connect_timeout)));
+  const std::string timeout =
+      absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(options.connect_timeout)));
   const std::string dbname(url);
   // Later keywords override earlier ones; `dbname` (the URL, expanded) comes last so that
   // anything the URL sets wins over these defaults.
-  const char* keywords[] = {"connect_timeout", "keepalives",      "keepalives_idle",
-                            "keepalives_interval", "keepalives_count", "application_name",
-                            "options",         "dbname",          nullptr};
-  const char* values[] = {timeout.c_str(), "1", "10", "5", "3", options.application_name.c_str(),
-                          pg_options.c_str(), dbname.c_str(), nullptr};
+  const char* keywords[] = {"connect_timeout",
+                            "keepalives",
+                            "keepalives_idle",
+                            "keepalives_interval",
+                            "keepalives_count",
+                            "application_name",
+                            "options",
+                            "dbname",
+                            nullptr};
+  const char* values[] = {
+      timeout.c_str(), "1",    "10", "5", "3", options.application_name.c_str(), pg_options.c_str(),
+      dbname.c_str(),  nullptr};
   ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
   if (conn == nullptr) return absl::ResourceExhaustedError("libpq could not allocate");
   if (PQstatus(conn.get()) != CONNECTION_OK) {
-    return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL at ",
-                                               RedactUrl(url), ": ", TrimmedError(conn.get())));
+    return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL at ", RedactUrl(url),
+                                               ": ", TrimmedError(conn.get())));
   }
   return conn;
 }

@@ -81,8 +81,7 @@ TEST_F(PgTest, ErrorsKeepSqlStateAndMessage) {
 }
 
 TEST_F(PgTest, UnreachableServerIsUnavailableWithoutPassword) {
-  absl::StatusOr<ConnPtr> c =
-      pg::Connect("postgresql://u:s3cret@127.0.0.1:1/x?connect_timeout=1");
+  absl::StatusOr<ConnPtr> c = pg::Connect("postgresql://u:s3cret@127.0.0.1:1/x?connect_timeout=1");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(c.status().message().find("s3cret"), absl::string_view::npos) << c.status();
@@ -101,8 +100,7 @@ TEST_F(PgTest, SessionLimitsAreApplied) {
 TEST_F(PgTest, ExecParamsPassesNulls) {
   ConnPtr c = Connect();
   const std::optional<std::string> params[] = {std::string("x"), std::nullopt};
-  absl::StatusOr<ResultPtr> r =
-      ExecParams(c.get(), "SELECT $1::text, $2::text IS NULL", params);
+  absl::StatusOr<ResultPtr> r = ExecParams(c.get(), "SELECT $1::text, $2::text IS NULL", params);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(Value(r->get(), 0, 0), "x");
   EXPECT_EQ(Value(r->get(), 0, 1), "t");
@@ -110,8 +108,9 @@ TEST_F(PgTest, ExecParamsPassesNulls) {
 
 TEST_F(PgTest, BinaryCopyRoundTripsEveryType) {
   ConnPtr c = Connect();
-  ASSERT_TRUE(Exec(c.get(), "CREATE TEMP TABLE t (i int, b bigint, s text, y bytea, j jsonb, "
-                            "ts timestamptz, a bytea[], n text, e bytea[])")
+  ASSERT_TRUE(Exec(c.get(),
+                   "CREATE TEMP TABLE t (i int, b bigint, s text, y bytea, j jsonb, "
+                   "ts timestamptz, a bytea[], n text, e bytea[])")
                   .ok());
   BinaryCopyWriter w;
   for (int row = 0; row < 3; ++row) {
@@ -128,10 +127,11 @@ TEST_F(PgTest, BinaryCopyRoundTripsEveryType) {
     w.ByteaArray({});
   }
   ASSERT_TRUE(CopyIn(c.get(), "COPY t FROM STDIN (FORMAT binary)", w.Finish()).ok());
-  absl::StatusOr<ResultPtr> r = Exec(
-      c.get(), "SET TIME ZONE 'UTC'; SELECT count(*), min(i), min(b), min(s), min(encode(y,'hex')),"
-               " min(j::text), min(ts)::text, min(a::text), bool_and(n IS NULL),"
-               " min(cardinality(e)) FROM t");
+  absl::StatusOr<ResultPtr> r =
+      Exec(c.get(),
+           "SET TIME ZONE 'UTC'; SELECT count(*), min(i), min(b), min(s), min(encode(y,'hex')),"
+           " min(j::text), min(ts)::text, min(a::text), bool_and(n IS NULL),"
+           " min(cardinality(e)) FROM t");
   ASSERT_TRUE(r.ok()) << r.status();
   const PGresult* res = r->get();
   EXPECT_EQ(Value(res, 0, 0), "3");

@@ -32,17 +32,17 @@ struct DeadLetterEntry {
 };
 
 struct AppendBatch {
-  std::vector<EventEntry> events;       // in Kafka order within each partition
+  std::vector<EventEntry> events;  // in Kafka order within each partition
   std::vector<DeadLetterEntry> dead_letters;
 };
 
 struct AppendResult {
-  int64_t appended = 0;                // new events stored
-  int64_t duplicates = 0;              // identical redeliveries absorbed (not stored again)
-  int64_t conflicts = 0;               // same (source, id), other content: dead-lettered
-  int64_t dead_letters_written = 0;    // includes conflicts
-  int64_t dead_letters_existing = 0;   // redelivered dead letters already stored
-  int64_t first_position = 0;          // of the appended events; 0 if none
+  int64_t appended = 0;               // new events stored
+  int64_t duplicates = 0;             // identical redeliveries absorbed (not stored again)
+  int64_t conflicts = 0;              // same (source, id), other content: dead-lettered
+  int64_t dead_letters_written = 0;   // includes conflicts
+  int64_t dead_letters_existing = 0;  // redelivered dead letters already stored
+  int64_t first_position = 0;         // of the appended events; 0 if none
   int64_t last_position = 0;
 };
 

@@ -31,8 +31,8 @@ Ingestor::Ingestor(RecordSource& source, EventSink& sink, IngestorOptions option
     : source_(source), sink_(sink), options_(std::move(options)) {}
 
 absl::Status Ingestor::Run(const absl::Notification& stop) {
-  LogInfo("ingestor running").With("batch_max_records", static_cast<int64_t>(
-                                                           options_.batch_max_records));
+  LogInfo("ingestor running")
+      .With("batch_max_records", static_cast<int64_t>(options_.batch_max_records));
   while (!stop.HasBeenNotified()) {
     RecordBatch batch;
     if (!pending_.empty()) {
@@ -123,7 +123,7 @@ absl::Status Ingestor::StoreWithRetry(const AppendBatch& batch, const absl::Noti
 }
 
 absl::Status Ingestor::Isolate(const AppendBatch& batch, const absl::Status& refusal,
-                              const absl::Notification& stop) {
+                               const absl::Notification& stop) {
   stats_.isolations++;
   if (batch.events.size() + batch.dead_letters.size() > 1) {
     auto [first, second] = Halve(batch);
@@ -148,8 +148,8 @@ absl::Status Ingestor::Isolate(const AppendBatch& batch, const absl::Status& ref
                                               refusal.message()));
     }
     d.error_class = ErrorClass::kRejectedByStore;
-    d.reason = absl::StrCat("the database refused this dead letter (", d.reason,
-                            "): ", refusal.message());
+    d.reason =
+        absl::StrCat("the database refused this dead letter (", d.reason, "): ", refusal.message());
     single.dead_letters.push_back(d);
   }
   LogWarning("message refused by the database; dead-lettering it")

@@ -49,7 +49,7 @@ struct IngestorStats {
   std::atomic<int64_t> dead_letters{0};           // written (conflicts included)
   std::atomic<int64_t> dead_letters_existing{0};  // redelivered, already written
   std::atomic<int64_t> transient_failures{0};
-  std::atomic<int64_t> isolations{0};      // batches split to find refused content
+  std::atomic<int64_t> isolations{0};  // batches split to find refused content
   std::atomic<int64_t> commit_failures{0};
   std::atomic<int64_t> last_position{0};
 };

@@ -15,7 +15,7 @@ struct KafkaRecord {
   absl::string_view topic;
   int32_t partition = 0;
   int64_t offset = 0;
-  std::optional<int64_t> timestamp_ms;  // the message's CreateTime/LogAppendTime, if any
+  std::optional<int64_t> timestamp_ms;     // the message's CreateTime/LogAppendTime, if any
   std::optional<absl::string_view> key;    // nullopt = null key
   std::vector<HeaderView> headers;         // in message order
   std::optional<absl::string_view> value;  // nullopt = null value (tombstone)

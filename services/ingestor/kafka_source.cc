@@ -44,7 +44,8 @@ absl::Status SetConf(rd_kafka_conf_t* conf, const std::string& key, const std::s
 }
 
 void DestroyMessage(const void* m) {
-  rd_kafka_message_destroy(const_cast<rd_kafka_message_t*>(static_cast<const rd_kafka_message_t*>(m)));
+  rd_kafka_message_destroy(
+      const_cast<rd_kafka_message_t*>(static_cast<const rd_kafka_message_t*>(m)));
 }
 
 // Views into `m`, which the batch keeps alive.
@@ -128,11 +129,13 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const Options& 
   }
   source->rk_.reset(rk);
   rd_kafka_poll_set_consumer(rk);
-  PartitionListPtr topics(rd_kafka_topic_partition_list_new(static_cast<int>(options.topics.size())));
+  PartitionListPtr topics(
+      rd_kafka_topic_partition_list_new(static_cast<int>(options.topics.size())));
   for (const std::string& t : options.topics) {
     rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
   }
-  if (rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics.get());
+      e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return absl::InvalidArgumentError(absl::StrCat("subscribe: ", rd_kafka_err2str(e)));
   }
   return source;

@@ -78,8 +78,9 @@ int Main(int argc, char** argv) {
   const std::string brokers = absl::GetFlag(FLAGS_kafka_brokers);
   const std::string url = absl::GetFlag(FLAGS_pg_url);
   if (brokers.empty() || url.empty()) {
-    std::fprintf(stderr, "--kafka_brokers (AUDIT_KAFKA_BROKERS) and --pg_url "
-                         "(AUDIT_INGESTOR_PG_URL) are required\n");
+    std::fprintf(stderr,
+                 "--kafka_brokers (AUDIT_KAFKA_BROKERS) and --pg_url "
+                 "(AUDIT_INGESTOR_PG_URL) are required\n");
     return 2;
   }
   if (absl::GetFlag(FLAGS_batch_max_records) < 1 || absl::GetFlag(FLAGS_max_message_bytes) < 1) {
@@ -116,8 +117,8 @@ int Main(int argc, char** argv) {
   source_options.brokers = brokers;
   source_options.group_id = absl::GetFlag(FLAGS_group_id);
   source_options.topics.clear();
-  for (absl::string_view t : absl::StrSplit(absl::GetFlag(FLAGS_topics), ',',
-                                            absl::SkipWhitespace())) {
+  for (absl::string_view t :
+       absl::StrSplit(absl::GetFlag(FLAGS_topics), ',', absl::SkipWhitespace())) {
     source_options.topics.emplace_back(absl::StripAsciiWhitespace(t));
   }
   source_options.metadata_refresh = absl::Milliseconds(absl::GetFlag(FLAGS_metadata_refresh_ms));

@@ -20,7 +20,8 @@
 namespace audit::ingestor {
 namespace {
 
-constexpr char kBegin[] = "BEGIN; SELECT head_position, recorded_at_micros FROM audit.begin_append()";
+constexpr char kBegin[] =
+    "BEGIN; SELECT head_position, recorded_at_micros FROM audit.begin_append()";
 
 constexpr char kLookupEvents[] = R"sql(
 SELECT e.source, e.event_id, e.content_hash, e.position
@@ -220,8 +221,8 @@ absl::Status PgEventStore::EnsureConnected() {
 
 absl::Status PgEventStore::Ping() {
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
-  absl::Status s = schema::CheckVersion(
-      conn_.get(), static_cast<int>(schema::EmbeddedMigrations().size()));
+  absl::Status s =
+      schema::CheckVersion(conn_.get(), static_cast<int>(schema::EmbeddedMigrations().size()));
   if (!s.ok() && s.code() != absl::StatusCode::kFailedPrecondition) conn_.reset();
   return s;
 }
@@ -256,9 +257,8 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   std::vector<std::string> owned_keys;  // backing storage for `known`'s views
   if (!batch.events.empty()) {
     const std::optional<std::string> params[] = {
-        TextArray(batch.events, [](const EventEntry& e) -> const std::string& {
-          return e.event->source();
-        }),
+        TextArray(batch.events,
+                  [](const EventEntry& e) -> const std::string& { return e.event->source(); }),
         TextArray(batch.events,
                   [](const EventEntry& e) -> const std::string& { return e.event->id(); })};
     absl::StatusOr<pg::ResultPtr> found = pg::ExecParams(conn, kLookupEvents, params);

@@ -170,10 +170,10 @@ TEST_F(PgEventStoreTest, SameIdDifferentContentIsDeadLetteredAsConflictOnce) {
     EXPECT_EQ(r->dead_letters_existing, attempt == 0 ? 0 : 1);
   }
   EXPECT_EQ(Query("SELECT count(*) FROM audit.events")[0], "1");
-  const std::vector<std::string> dl =
-      Query("SELECT concat_ws('|', error_class, conflicting_position, event_source, event_id,"
-            " kafka_offset, reason LIKE '%already stored at position 1%') FROM "
-            "audit.dead_letters");
+  const std::vector<std::string> dl = Query(
+      "SELECT concat_ws('|', error_class, conflicting_position, event_source, event_id,"
+      " kafka_offset, reason LIKE '%already stored at position 1%') FROM "
+      "audit.dead_letters");
   ASSERT_EQ(dl.size(), 1u);
   EXPECT_EQ(dl[0], "conflict|1|/services/orders|a|2|t");
 }
@@ -195,10 +195,11 @@ TEST_F(PgEventStoreTest, DeadLettersKeepRawBytesAndAreWrittenOnce) {
       " raw_header_values::text, encode(raw_value, 'hex'), error_class, reason, event_source,"
       " event_id) FROM audit.dead_letters");
   ASSERT_EQ(row.size(), 1u);
-  EXPECT_EQ(row[0],
-            "orders.events|1|7|2023-11-14 22:13:20.123+00|order-9|"
-            R"({"\\x636f6e74656e742d74797065","\\xff2d62696e"}|{"\\x6170706c69636174696f6e2f70726f746f627566",NULL}|)"
-            "0aff00726177|undecodable|not a protobuf|/services/orders|evt-x");
+  EXPECT_EQ(
+      row[0],
+      "orders.events|1|7|2023-11-14 22:13:20.123+00|order-9|"
+      R"({"\\x636f6e74656e742d74797065","\\xff2d62696e"}|{"\\x6170706c69636174696f6e2f70726f746f627566",NULL}|)"
+      "0aff00726177|undecodable|not a protobuf|/services/orders|evt-x");
 }
 
 TEST_F(PgEventStoreTest, RefusedContentIsInvalidArgumentAndLeavesNothing) {
@@ -258,8 +259,8 @@ TEST_F(PgEventStoreTest, ConcurrentWritersNeverLetAFollowerSkipAPosition) {
   int64_t last = 0;
   int64_t gaps = 0;
   while (last < kTotal && !failed) {
-    const std::string sql = absl::StrCat(
-        "SELECT position FROM audit.events WHERE position > ", last, " ORDER BY position");
+    const std::string sql = absl::StrCat("SELECT position FROM audit.events WHERE position > ",
+                                         last, " ORDER BY position");
     absl::StatusOr<pg::ResultPtr> r = pg::Exec(reader->get(), sql.c_str());
     ASSERT_TRUE(r.ok()) << r.status();
     for (int i = 0; i < PQntuples(r->get()); ++i) {

@@ -44,7 +44,7 @@ constexpr WireEncoding kEncodings[] = {WireEncoding::kProtobuf, WireEncoding::kS
 
 // What was published, to compare the store against.
 struct Ledger {
-  std::map<std::pair<std::string, std::string>, v1::Event> events;  // normalised, by key
+  std::map<std::pair<std::string, std::string>, v1::Event> events;       // normalised, by key
   std::map<std::pair<std::string, std::string>, size_t> first_emission;  // publish index
   std::map<std::pair<std::string, std::string>, std::string> topic_of;
   int64_t redeliveries = 0;
@@ -202,8 +202,8 @@ class IngestIntegrationTest : public ::testing::Test {
       ASSERT_EQ(r->size(), 1u) << m.kind << " dead-lettered " << r->size() << " times";
       std::string hex = "null";
       if (m.value.has_value()) hex = pg::EncodeByteaHex(*m.value).substr(2);
-      EXPECT_EQ((*r)[0], absl::StrCat(ErrorClassName(m.expected), "|1|", hex, "|",
-                                      m.headers.size(), "|t"))
+      EXPECT_EQ((*r)[0],
+                absl::StrCat(ErrorClassName(m.expected), "|1|", hex, "|", m.headers.size(), "|t"))
           << m.kind;
     }
     for (const auto& [source, id] : ledger.conflicts) {
@@ -339,14 +339,14 @@ TEST_F(IngestIntegrationTest, DatabaseOutageIsWaitedOutNotDeadLettered) {
   ASSERT_TRUE(WaitFor([&] { return (*runner)->stats().transient_failures.load() >= 2; },
                       absl::Seconds(30)));
   ASSERT_TRUE((*own)->Restart().ok());
-  ASSERT_TRUE(WaitFor(
-      [&] { return count("audit.events") == static_cast<int64_t>(ledger.events.size()); },
-      absl::Seconds(120)));
+  ASSERT_TRUE(
+      WaitFor([&] { return count("audit.events") == static_cast<int64_t>(ledger.events.size()); },
+              absl::Seconds(120)));
   ASSERT_TRUE((*runner)->Stop().ok());
   EXPECT_EQ(count("audit.dead_letters"), 0);
   EXPECT_EQ(count("audit.events"), static_cast<int64_t>(ledger.events.size()));
-  absl::StatusOr<std::vector<std::string>> contiguous = (*own)->Query(
-      db_, "SELECT count(*) = max(position) FROM audit.events");
+  absl::StatusOr<std::vector<std::string>> contiguous =
+      (*own)->Query(db_, "SELECT count(*) = max(position) FROM audit.events");
   ASSERT_TRUE(contiguous.ok());
   EXPECT_EQ((*contiguous)[0], "t");
 }
@@ -354,8 +354,8 @@ TEST_F(IngestIntegrationTest, DatabaseOutageIsWaitedOutNotDeadLettered) {
 TEST_F(IngestIntegrationTest, NewMatchingTopicIsConsumedWithinSeconds) {
   absl::StatusOr<std::unique_ptr<IngestorRunner>> runner = IngestorRunner::Start(RunnerOptions());
   ASSERT_TRUE(runner.ok());
-  ASSERT_TRUE(WaitFor([&] { return (*runner)->source().assigned_partitions() > 0; },
-                      absl::Seconds(30)));
+  ASSERT_TRUE(
+      WaitFor([&] { return (*runner)->source().assigned_partitions() > 0; }, absl::Seconds(30)));
   ASSERT_TRUE(cluster_->CreateTopic("returns.events", 2).ok());
   ASSERT_TRUE(cluster_->CreateTopic("returns.commands", 2).ok());  // does not match
   v1::Event e = testing::MakeValidEvent("ret-1", "order-77");

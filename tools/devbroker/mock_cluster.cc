@@ -14,8 +14,7 @@ absl::Status FromKafka(rd_kafka_resp_err_t err, absl::string_view what) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<MockKafkaCluster>> MockKafkaCluster::Start(
-    const Options& options) {
+absl::StatusOr<std::unique_ptr<MockKafkaCluster>> MockKafkaCluster::Start(const Options& options) {
   if (options.brokers < 1) return absl::InvalidArgumentError("brokers must be at least 1");
   std::unique_ptr<MockKafkaCluster> c(new MockKafkaCluster());
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -60,8 +59,7 @@ absl::Status MockKafkaCluster::SetBrokerRtt(int32_t broker_id, int rtt_ms) {
   return FromKafka(rd_kafka_mock_broker_set_rtt(cluster_, broker_id, rtt_ms), "broker rtt");
 }
 
-void MockKafkaCluster::PushRequestErrors(int16_t api_key, size_t count,
-                                         rd_kafka_resp_err_t error) {
+void MockKafkaCluster::PushRequestErrors(int16_t api_key, size_t count, rd_kafka_resp_err_t error) {
   std::vector<rd_kafka_resp_err_t> errors(count, error);
   rd_kafka_mock_push_request_errors_array(cluster_, api_key, count, errors.data());
 }

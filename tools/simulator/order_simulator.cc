@@ -8,8 +8,8 @@
 namespace audit::simulator {
 namespace {
 
-constexpr const char* kSkus[] = {"SKU-1001", "SKU-1002", "SKU-2040", "SKU-3300", "SKU-4711",
-                                 "SKU-5120", "SKU-6001", "SKU-7777"};
+constexpr const char* kSkus[] = {"SKU-1001", "SKU-1002", "SKU-2040", "SKU-3300",
+                                 "SKU-4711", "SKU-5120", "SKU-6001", "SKU-7777"};
 constexpr const char* kCarriers[] = {"DHL", "UPS", "FedEx", "PostNL"};
 constexpr const char* kCities[] = {"Amsterdam", "Berlin", "Lisbon", "Madrid", "Paris", "Vienna"};
 
@@ -92,38 +92,38 @@ void OrderSimulator::NextOrder(std::vector<SimulatedEvent>* out) {
     return events.back().event;
   };
 
-  const v1::Event created = add(
-      "orders.events",
-      Make("/services/orders", "com.acme.order.created", order, t,
-           absl::StrFormat("{\"order_id\": \"%s\", \"customer_id\": \"%s\", \"items\": %s, "
-                           "\"total\": %s, \"currency\": \"EUR\", \"channel\": \"web\", "
-                           "\"shipping_address\": {\"city\": \"%s\", \"country\": \"EU\"}}",
-                           order, customer, items, total, city)),
-      nullptr, absl::StrCat("user:", customer));
-  const v1::Event authorized = add(
-      "payments.events",
-      Make("/services/payments", "com.acme.payment.authorized", order, step(),
-           absl::StrFormat("{\"order_id\": \"%s\", \"payment_id\": \"pay-%s\", \"amount\": %s, "
-                           "\"currency\": \"EUR\", \"method\": \"card\", \"psp\": \"adyen\"}",
-                           order, Hex(rng_, 10), total)),
-      &created, "service:payments");
-  const v1::Event reserved = add(
-      "inventory.events",
-      Make("/services/inventory", "com.acme.inventory.reserved", order, step(),
-           absl::StrFormat("{\"order_id\": \"%s\", \"reservation_id\": \"res-%s\", "
-                           "\"items\": %s, \"warehouse\": \"WH-%d\"}",
-                           order, Hex(rng_, 8), items, Between(1, 9))),
-      &created, "service:inventory");
+  const v1::Event created =
+      add("orders.events",
+          Make("/services/orders", "com.acme.order.created", order, t,
+               absl::StrFormat("{\"order_id\": \"%s\", \"customer_id\": \"%s\", \"items\": %s, "
+                               "\"total\": %s, \"currency\": \"EUR\", \"channel\": \"web\", "
+                               "\"shipping_address\": {\"city\": \"%s\", \"country\": \"EU\"}}",
+                               order, customer, items, total, city)),
+          nullptr, absl::StrCat("user:", customer));
+  const v1::Event authorized =
+      add("payments.events",
+          Make("/services/payments", "com.acme.payment.authorized", order, step(),
+               absl::StrFormat("{\"order_id\": \"%s\", \"payment_id\": \"pay-%s\", \"amount\": %s, "
+                               "\"currency\": \"EUR\", \"method\": \"card\", \"psp\": \"adyen\"}",
+                               order, Hex(rng_, 10), total)),
+          &created, "service:payments");
+  const v1::Event reserved =
+      add("inventory.events",
+          Make("/services/inventory", "com.acme.inventory.reserved", order, step(),
+               absl::StrFormat("{\"order_id\": \"%s\", \"reservation_id\": \"res-%s\", "
+                               "\"items\": %s, \"warehouse\": \"WH-%d\"}",
+                               order, Hex(rng_, 8), items, Between(1, 9))),
+          &created, "service:inventory");
 
   const double fate = Uniform();
   if (fate < options_.payment_failure_rate) {
-    const v1::Event failed = add(
-        "payments.events",
-        Make("/services/payments", "com.acme.payment.failed", order, step(),
-             absl::StrFormat("{\"order_id\": \"%s\", \"reason\": \"insufficient_funds\", "
-                             "\"amount\": %s, \"currency\": \"EUR\"}",
-                             order, total)),
-        &authorized, "service:payments");
+    const v1::Event failed =
+        add("payments.events",
+            Make("/services/payments", "com.acme.payment.failed", order, step(),
+                 absl::StrFormat("{\"order_id\": \"%s\", \"reason\": \"insufficient_funds\", "
+                                 "\"amount\": %s, \"currency\": \"EUR\"}",
+                                 order, total)),
+            &authorized, "service:payments");
     const v1::Event cancelled =
         add("orders.events",
             Make("/services/orders", "com.acme.order.cancelled", order, step(),
@@ -144,19 +144,19 @@ void OrderSimulator::NextOrder(std::vector<SimulatedEvent>* out) {
              absl::StrFormat("{\"order_id\": \"%s\", \"items\": %s}", order, items)),
         &cancelled, "service:inventory");
   } else {
-    const v1::Event captured = add(
-        "payments.events",
-        Make("/services/payments", "com.acme.payment.captured", order, step(),
-             absl::StrFormat("{\"order_id\": \"%s\", \"amount\": %s, \"currency\": \"EUR\"}",
-                             order, total)),
-        &authorized, "service:payments");
-    const v1::Event shipped = add(
-        "shipping.events",
-        Make("/services/shipping", "com.acme.shipment.shipped", order, step(),
-             absl::StrFormat("{\"order_id\": \"%s\", \"carrier\": \"%s\", \"tracking\": "
-                             "\"TRK%s\", \"to_city\": \"%s\"}",
-                             order, kCarriers[Between(0, 3)], Hex(rng_, 12), city)),
-        &reserved, "service:shipping");
+    const v1::Event captured =
+        add("payments.events",
+            Make("/services/payments", "com.acme.payment.captured", order, step(),
+                 absl::StrFormat("{\"order_id\": \"%s\", \"amount\": %s, \"currency\": \"EUR\"}",
+                                 order, total)),
+            &authorized, "service:payments");
+    const v1::Event shipped =
+        add("shipping.events",
+            Make("/services/shipping", "com.acme.shipment.shipped", order, step(),
+                 absl::StrFormat("{\"order_id\": \"%s\", \"carrier\": \"%s\", \"tracking\": "
+                                 "\"TRK%s\", \"to_city\": \"%s\"}",
+                                 order, kCarriers[Between(0, 3)], Hex(rng_, 12), city)),
+            &reserved, "service:shipping");
     (void)captured;
     add("shipping.events",
         Make("/services/shipping", "com.acme.shipment.delivered", order, step(),

@@ -32,7 +32,7 @@ struct SimulatorOptions {
   double cancel_rate = 0.05;          // orders the customer cancels before shipping
   std::string tenant = "acme";
   absl::Time start = absl::FromUnixSeconds(1767225600);  // 2026-01-01T00:00:00Z
-  absl::Duration mean_step = absl::Seconds(40);  // between one order's consecutive events
+  absl::Duration mean_step = absl::Seconds(40);          // between one order's consecutive events
   absl::Duration order_spacing = absl::Milliseconds(250);
 };
 

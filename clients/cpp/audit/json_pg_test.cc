@@ -61,7 +61,6 @@ class Generator {
 
   size_t Pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
 
-
   void Ws(std::string* out) {
     static constexpr const char* kWs[] = {"", "", "", " ", "\n", "\t ", "\r\n"};
     out->append(kWs[Pick(7)]);
@@ -115,9 +114,11 @@ class Generator {
 
   void String(size_t max_len, std::string* out) {
     static constexpr const char* kPieces[] = {
-        "a", "b", "Z", "é", "😀", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t",
-        "\\u0041", "\\u00e9", "\\u001f", "\\u007f", "\\ud83d\\ude00", "\\uD800", "\\udc00",
-        "\\u0000", "€", "\x7f", "~", " "};
+        "a",       "b",       "Z",       "é",       "😀",       "\\\"",
+        "\\\\",    "\\/",     "\\b",     "\\f",     "\\n",     "\\r",
+        "\\t",     "\\u0041", "\\u00e9", "\\u001f", "\\u007f", "\\ud83d\\ude00",
+        "\\uD800", "\\udc00", "\\u0000", "€",       "\x7f",    "~",
+        " "};
     out->push_back('"');
     const size_t n = Pick(max_len + 1);
     for (size_t i = 0; i < n; ++i) {
@@ -202,11 +203,30 @@ PostgresServer* JsonPgTest::server_ = nullptr;
 
 TEST_F(JsonPgTest, AgreesWithPostgresOnRandomAndMutatedDocuments) {
   Generator gen(20261126);
-  std::vector<std::string> docs = {
-      "1e-16383", "1e-16384", "0e-16384", "1e131071", "1e131072", "10e131071", "0e131072",
-      "0e200000", "0.00e2",   "-0",       "-0.0",     "1E+2",     "[]",        "{}",
-      "\"\\u0000\"", "\"\\ud83d\"", R"({"a":1,"a":{"b":2},"aa":3,"b":4})", "  true  ",
-      "1e2147483647", "0e2147483648", "0e-2147483648", "1.5e-0", "[1,2,]", "01"};
+  std::vector<std::string> docs = {"1e-16383",
+                                   "1e-16384",
+                                   "0e-16384",
+                                   "1e131071",
+                                   "1e131072",
+                                   "10e131071",
+                                   "0e131072",
+                                   "0e200000",
+                                   "0.00e2",
+                                   "-0",
+                                   "-0.0",
+                                   "1E+2",
+                                   "[]",
+                                   "{}",
+                                   "\"\\u0000\"",
+                                   "\"\\ud83d\"",
+                                   R"({"a":1,"a":{"b":2},"aa":3,"b":4})",
+                                   "  true  ",
+                                   "1e2147483647",
+                                   "0e2147483648",
+                                   "0e-2147483648",
+                                   "1.5e-0",
+                                   "[1,2,]",
+                                   "01"};
   while (docs.size() < 6000) {
     std::string doc = gen.Document();
     docs.push_back(doc);

@@ -71,9 +71,8 @@ void Publisher::DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, vo
   self->failed_++;
   absl::MutexLock lock(&self->mu_);
   if (self->first_error_.ok()) {
-    self->first_error_ = absl::UnavailableError(
-        absl::StrCat("delivery to ", rd_kafka_topic_name(m->rkt), " failed: ",
-                     rd_kafka_err2str(m->err)));
+    self->first_error_ = absl::UnavailableError(absl::StrCat(
+        "delivery to ", rd_kafka_topic_name(m->rkt), " failed: ", rd_kafka_err2str(m->err)));
   }
 }
 
@@ -122,10 +121,9 @@ absl::Status Publisher::PublishRaw(absl::string_view topic, std::optional<absl::
                           static_cast<ssize_t>(v.size()));
     }
     const rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_, RD_KAFKA_V_TOPIC(topic_name.c_str()),
-        RD_KAFKA_V_PARTITION(part), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(key_ptr, key_len), RD_KAFKA_V_VALUE(value_ptr, value_len),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        rk_, RD_KAFKA_V_TOPIC(topic_name.c_str()), RD_KAFKA_V_PARTITION(part),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key_ptr, key_len),
+        RD_KAFKA_V_VALUE(value_ptr, value_len), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       rd_kafka_poll(rk_, 0);  // serve delivery reports
       return absl::OkStatus();
@@ -150,8 +148,8 @@ absl::Status Publisher::Flush(absl::Duration timeout) {
   first_error_ = absl::OkStatus();
   if (!first.ok()) return first;
   if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
-    return absl::DeadlineExceededError(absl::StrCat(rd_kafka_outq_len(rk_),
-                                                    " messages still in flight"));
+    return absl::DeadlineExceededError(
+        absl::StrCat(rd_kafka_outq_len(rk_), " messages still in flight"));
   }
   return absl::OkStatus();
 }
