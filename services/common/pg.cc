@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "services/common/log.h"
 
 namespace audit::pg {
 namespace {
@@ -27,6 +28,11 @@ std::string TrimmedError(PGconn* conn) {
 }
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
+
+// Server NOTICEs and WARNINGs go to the structured log instead of raw stderr.
+void NoticeProcessor(void* arg, const char* message) {
+  LogDebug("postgres notice").With("detail", absl::StripTrailingAsciiWhitespace(message));
+}
 
 }  // namespace
 
@@ -81,6 +87,7 @@ absl::StatusOr<ConnPtr> Connect(absl::string_view url, const ConnectOptions& opt
     return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL at ", RedactUrl(url),
                                                ": ", TrimmedError(conn.get())));
   }
+  PQsetNoticeProcessor(conn.get(), &NoticeProcessor, nullptr);
   return conn;
 }
 

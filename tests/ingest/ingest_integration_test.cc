@@ -14,9 +14,9 @@
 #include "audit/test_events.h"
 #include "gtest/gtest.h"
 #include "services/common/event_rows.h"
+#include "services/common/kafka_lag.h"
 #include "services/common/pg.h"
 #include "tests/fixtures/ingestor_runner.h"
-#include "tests/fixtures/kafka_lag.h"
 #include "tests/fixtures/poison.h"
 #include "tests/fixtures/postgres_server.h"
 #include "tests/fixtures/wait.h"
@@ -143,7 +143,7 @@ class IngestIntegrationTest : public ::testing::Test {
 
   int64_t Lag(const std::string& group) {
     absl::StatusOr<int64_t> lag =
-        testing::ConsumerLag(cluster_->bootstrap_servers(), group, SimulatorTopics());
+        ConsumerLag(cluster_->bootstrap_servers(), group, SimulatorTopics());
     return lag.ok() ? *lag : -1;
   }
 

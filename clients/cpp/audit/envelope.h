@@ -36,8 +36,10 @@ absl::Status EnvelopeError(ErrorClass c, absl::string_view message);
 // The class carried by `status`; kNone for OK or for a status without one.
 ErrorClass ErrorClassOf(const absl::Status& status);
 
-// Limits of the profile. Attribute values are counted in bytes.
-inline constexpr size_t kMaxAttributeBytes = 4096;
+// Limits of the profile. Attribute values are counted in bytes. 1 KiB keeps any indexed pair
+// (source + id, subject, correlation id) well under PostgreSQL's btree row limit (~2.7 KB), so
+// the database never refuses an event the rules accepted.
+inline constexpr size_t kMaxAttributeBytes = 1024;
 inline constexpr size_t kMaxExtensionNameBytes = 64;
 inline constexpr size_t kMaxExtensions = 64;
 

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# System test: the real binaries as processes (dev broker, migrations, ingestor) against a
+# private PostgreSQL, fed by two independent clients (kcat and kafkajs) in all three
+# encodings. Checks exactly-once storage, dead letters with reasons, absorption of a
+# producer-side redelivery, and a clean SIGTERM shutdown that leaves no process behind.
+set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"  # runuser
+
+RUNFILES=${TEST_SRCDIR:-$PWD/..}/audit_trail
+INGESTOR=$RUNFILES/services/ingestor/audit-ingestor
+DEVBROKER=$RUNFILES/tools/devbroker/audit-devbroker
+AUDITCTL=$RUNFILES/tools/auditctl/auditctl
+PROTO_ROOT=$(dirname "$(dirname "$(dirname "$(readlink -f "$RUNFILES/proto/audit/v1/event.proto")")")")
+TOOLS_DIR=$(dirname "$(readlink -f "$RUNFILES/tools/package.json")")
+JS=$RUNFILES/tests/system/kafkajs_publish.js
+PG_BIN=/usr/lib/postgresql/15/bin
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[ -d "$TOOLS_DIR/node_modules/kafkajs" ] || fail "npm tools missing: run tools/dev setup"
+for tool in kcat psql protoc node; do command -v $tool >/dev/null || fail "$tool not installed"; done
+
+WORK=$(mktemp -d /tmp/audit-system-XXXXXX)
+chmod 755 "$WORK"
+cd "$WORK"  # a directory the postgres user can enter
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -f "$WORK/pg/PG_VERSION" ]; then as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$WORK"; fi
+
+# Wait for a condition (a command), up to $1 seconds.
+wait_until() {
+  local seconds=$1; shift
+  for _ in $(seq 1 $((seconds * 10))); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+echo "== PostgreSQL"
+as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
+  -o "-k $WORK -c listen_addresses= -c fsync=off" start >/dev/null
+SUPER="postgresql:///audit?host=$WORK&user=postgres"
+psql -X -q -h "$WORK" -U postgres -d postgres -c "CREATE DATABASE audit"
+"$AUDITCTL" migrate --pg_url="$SUPER"
+psql -X -q "$SUPER" -c "CREATE ROLE ingestor LOGIN IN ROLE audit_writer; CREATE ROLE reader LOGIN IN ROLE audit_reader"
+READER="postgresql:///audit?host=$WORK&user=reader"
+q() { psql -X -tA "$READER" -c "$1"; }
+# query_is SQL VALUE: re-evaluated on every call (for wait_until).
+query_is() { [ "$(q "$1")" = "$2" ]; }
+
+echo "== Kafka (mock cluster) and ingestor"
+"$DEVBROKER" --bootstrap_file="$WORK/bootstrap" >"$WORK/devbroker.log" 2>&1 &
+PIDS+=($!)
+wait_until 30 test -s "$WORK/bootstrap" || fail "dev broker did not start"
+BROKERS=$(cat "$WORK/bootstrap")
+AUDIT_KAFKA_BROKERS=$BROKERS AUDIT_INGESTOR_PG_URL="postgresql:///audit?host=$WORK&user=ingestor" \
+  AUDIT_INGESTOR_SESSION_TIMEOUT_MS=6000 "$INGESTOR" >"$WORK/ingestor.log" 2>&1 &
+INGESTOR_PID=$!
+PIDS+=($INGESTOR_PID)
+
+echo "== publish with kcat: structured JSON, binary mode, protobuf, and poison"
+NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+KCAT_JSON="{\"specversion\":\"1.0\",\"id\":\"kcat-json\",\"source\":\"/services/orders\",\"type\":\"com.acme.order.created\",\"subject\":\"order-k\",\"time\":\"$NOW\",\"data\":{\"total\":1.50}}"
+echo "$KCAT_JSON" | kcat -P -b "$BROKERS" -t orders.events -k order-k -H "content-type=application/cloudevents+json"
+echo '{"amount": 1.50}' | kcat -P -b "$BROKERS" -t payments.events -k order-k \
+  -H ce_specversion=1.0 -H ce_id=kcat-bin -H ce_source=/services/payments \
+  -H ce_type=com.acme.payment.authorized -H ce_subject=order-k -H ce_time="$NOW" \
+  -H ce_causationid=kcat-json -H content-type=application/json
+cat > "$WORK/event.txtpb" <<PB
+id: "kcat-pb" source: "/services/shipping" type: "com.acme.shipment.shipped"
+spec_version: "1.0" subject: "order-k" time { seconds: $(date +%s) }
+data_content_type: "application/json" text_data: "{\"carrier\": \"DHL\"}"
+PB
+protoc -I "$PROTO_ROOT" --encode=audit.v1.Event "$PROTO_ROOT/audit/v1/event.proto" \
+  < "$WORK/event.txtpb" > "$WORK/event.bin"
+kcat -P -b "$BROKERS" -t shipping.events -k order-k -H content-type=application/protobuf "$WORK/event.bin"
+echo 'definitely not an event' | kcat -P -b "$BROKERS" -t orders.events -k kcat-poison
+
+echo "== publish with kafkajs: protobuf, structured JSON, binary mode, and poison"
+NODE_PATH="$TOOLS_DIR/node_modules" KAFKAJS_NO_PARTITIONER_WARNING=1 \
+  node "$JS" "$BROKERS" js "$PROTO_ROOT"
+
+echo "== wait for the store"
+wait_until 90 query_is 'SELECT count(*) FROM audit.events' 6 \
+  || fail "events stored: $(q 'SELECT count(*) FROM audit.events'), want 6"
+wait_until 30 query_is 'SELECT count(*) FROM audit.dead_letters' 2 \
+  || fail "dead letters: $(q 'SELECT count(*) FROM audit.dead_letters'), want 2"
+
+got=$(q "SELECT string_agg(event_id || ':' || type, ',' ORDER BY event_id) FROM audit.events")
+want="js-bin:com.acme.shipment.shipped,js-json:com.acme.payment.authorized,js-pb:com.acme.order.created,kcat-bin:com.acme.payment.authorized,kcat-json:com.acme.order.created,kcat-pb:com.acme.shipment.shipped"
+[ "$got" = "$want" ] || fail "stored events: $got"
+[ "$(q "SELECT data::text FROM audit.events WHERE event_id = 'kcat-json'")" = '{"total": 1.50}' ] \
+  || fail "kcat-json data"
+[ "$(q "SELECT causation_id FROM audit.events WHERE event_id = 'kcat-bin'")" = kcat-json ] \
+  || fail "kcat-bin causation"
+dl=$(q "SELECT string_agg(k, ',' ORDER BY k) FROM (SELECT convert_from(raw_key, 'UTF8') || ':' || error_class AS k FROM audit.dead_letters) d")
+[ "$dl" = "js-poison:invalid_time,kcat-poison:undecodable" ] || fail "dead letters: $dl"
+[ "$(q "SELECT encode(raw_value, 'escape') FROM audit.dead_letters WHERE error_class = 'undecodable'")" = 'definitely not an event' ] \
+  || fail "raw bytes of the dead letter"
+
+echo "== a producer-side redelivery is absorbed"
+echo "$KCAT_JSON" | kcat -P -b "$BROKERS" -t orders.events -k order-k -H "content-type=application/cloudevents+json"
+# A marker behind it in the same partition: once it is stored, the redelivery was processed.
+echo "{\"specversion\":\"1.0\",\"id\":\"marker\",\"source\":\"/services/orders\",\"type\":\"com.acme.order.note\",\"subject\":\"order-k\",\"time\":\"$NOW\"}" \
+  | kcat -P -b "$BROKERS" -t orders.events -k order-k -H "content-type=application/cloudevents+json"
+wait_until 30 query_is "SELECT count(*) FROM audit.events WHERE event_id = 'marker'" 1 \
+  || fail "marker not stored"
+[ "$(q "SELECT count(*) FROM audit.events WHERE event_id = 'kcat-json'")" = 1 ] || fail "stored twice"
+[ "$(q 'SELECT count(*) = max(position) FROM audit.events')" = t ] || fail "positions have gaps"
+
+echo "== SIGTERM: clean shutdown"
+kill -TERM "$INGESTOR_PID"
+rc=0; wait "$INGESTOR_PID" || rc=$?
+[ $rc -eq 0 ] || fail "ingestor exited with $rc"
+grep -q '"msg":"ingestor stopped"' "$WORK/ingestor.log" || fail "no orderly stop in the log"
+grep -q '"duplicates":1' "$WORK/ingestor.log" || fail "redelivery not counted as a duplicate"
+if grep -q '"level":"error"' "$WORK/ingestor.log"; then fail "errors in the ingestor log"; fi
+echo "PASS"
