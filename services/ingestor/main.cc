@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -40,6 +41,9 @@ ABSL_FLAG(std::string, kafka_config, "",
 ABSL_FLAG(int, shutdown_grace_ms, 30000,
           "On shutdown, how long a batch may keep retrying an unavailable database.");
 ABSL_FLAG(int, stats_interval_ms, 10000, "How often to log progress counters.");
+ABSL_FLAG(std::string, ready_file, "",
+          "Write this file once the database answers with the right schema and the consumer has "
+          "subscribed (for supervisors such as tools/dev up).");
 
 namespace audit::ingestor {
 namespace {
@@ -47,6 +51,17 @@ namespace {
 constexpr char kUsage[] =
     "audit-ingestor: Kafka -> PostgreSQL audit store.\n"
     "  audit-ingestor --kafka_brokers=host:9092 --pg_url=postgresql://ingestor@db/audit";
+
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view content) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return absl::UnavailableError(absl::StrCat("cannot create ", tmp));
+  const bool written = std::fwrite(content.data(), 1, content.size(), f) == content.size();
+  if (std::fclose(f) != 0 || !written || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::map<std::string, std::string>> ParseKafkaConfig(const std::string& text) {
   std::map<std::string, std::string> out;
@@ -74,7 +89,8 @@ int Main(int argc, char** argv) {
                {"session_timeout_ms", "AUDIT_INGESTOR_SESSION_TIMEOUT_MS"},
                {"kafka_config", "AUDIT_INGESTOR_KAFKA_CONFIG"},
                {"shutdown_grace_ms", "AUDIT_INGESTOR_SHUTDOWN_GRACE_MS"},
-               {"stats_interval_ms", "AUDIT_INGESTOR_STATS_INTERVAL_MS"}});
+               {"stats_interval_ms", "AUDIT_INGESTOR_STATS_INTERVAL_MS"},
+               {"ready_file", "AUDIT_INGESTOR_READY_FILE"}});
   const std::string brokers = absl::GetFlag(FLAGS_kafka_brokers);
   const std::string url = absl::GetFlag(FLAGS_pg_url);
   if (brokers.empty() || url.empty()) {
@@ -129,6 +145,13 @@ int Main(int argc, char** argv) {
   if (!source.ok()) {
     LogError("cannot start the Kafka consumer").With(source.status());
     return 2;
+  }
+
+  if (const std::string path = absl::GetFlag(FLAGS_ready_file); !path.empty()) {
+    if (absl::Status s = WriteFileAtomically(path, "ready\n"); !s.ok()) {
+      LogError("cannot write the ready file").With(s);
+      return 1;
+    }
   }
 
   IngestorOptions options;
