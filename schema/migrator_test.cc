@@ -7,40 +7,23 @@
 #include "gtest/gtest.h"
 #include "schema/migrations.h"
 #include "services/common/pg.h"
-#include "tests/fixtures/postgres_server.h"
+#include "tests/fixtures/postgres_test.h"
 
 namespace audit::schema {
 namespace {
 
-using ::audit::testing::PostgresServer;
-using ::audit::testing::PostgresServerOptions;
-
-class MigratorTest : public ::testing::Test {
+// An unmigrated server: each test creates and migrates its own databases.
+class MigratorTest : public testing::PostgresTest</*kMigrated=*/false> {
  protected:
-  static void SetUpTestSuite() {
-    PostgresServerOptions options;
-    options.migrate = false;
-    absl::StatusOr<std::unique_ptr<PostgresServer>> s = PostgresServer::Start(options);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() { delete server_; }
-
-  pg::ConnPtr Connect(const std::string& db) {
+  pg::ConnPtr ConnectNew(const std::string& db) {
     absl::StatusOr<std::string> created = server_->CreateDatabase(db);
     EXPECT_TRUE(created.ok()) << created.status();
-    absl::StatusOr<pg::ConnPtr> c = pg::Connect(server_->Url(db));
-    EXPECT_TRUE(c.ok()) << c.status();
-    return c.ok() ? std::move(*c) : nullptr;
+    return Connect("postgres", db);
   }
-
-  static PostgresServer* server_;
 };
 
-PostgresServer* MigratorTest::server_ = nullptr;
-
 TEST_F(MigratorTest, AppliesEverythingThenIsANoOp) {
-  pg::ConnPtr conn = Connect("twice");
+  pg::ConnPtr conn = ConnectNew("twice");
   ASSERT_NE(conn, nullptr);
   EXPECT_EQ(*CurrentVersion(conn.get()), 0);
   absl::StatusOr<MigrationReport> first = Migrate(conn.get(), EmbeddedMigrations());
@@ -66,7 +49,7 @@ TEST_F(MigratorTest, AppliesEverythingThenIsANoOp) {
 }
 
 TEST_F(MigratorTest, AFailingMigrationLeavesNothingBehind) {
-  pg::ConnPtr conn = Connect("failing");
+  pg::ConnPtr conn = ConnectNew("failing");
   ASSERT_NE(conn, nullptr);
   std::vector<Migration> migrations = EmbeddedMigrations();
   migrations.push_back({static_cast<int>(migrations.size()) + 1, "broken",
@@ -84,7 +67,7 @@ TEST_F(MigratorTest, AFailingMigrationLeavesNothingBehind) {
 }
 
 TEST_F(MigratorTest, RefusesAChangedAppliedMigration) {
-  pg::ConnPtr conn = Connect("changed");
+  pg::ConnPtr conn = ConnectNew("changed");
   ASSERT_NE(conn, nullptr);
   ASSERT_TRUE(Migrate(conn.get(), EmbeddedMigrations()).ok());
   std::vector<Migration> edited = EmbeddedMigrations();
@@ -97,7 +80,7 @@ TEST_F(MigratorTest, RefusesAChangedAppliedMigration) {
 }
 
 TEST_F(MigratorTest, RejectsNonContiguousVersions) {
-  pg::ConnPtr conn = Connect("gaps");
+  pg::ConnPtr conn = ConnectNew("gaps");
   ASSERT_NE(conn, nullptr);
   std::vector<Migration> migrations = {{2, "two", "SELECT 1"}};
   EXPECT_EQ(Migrate(conn.get(), migrations).status().code(), absl::StatusCode::kInternal);

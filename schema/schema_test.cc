@@ -5,12 +5,10 @@
 
 #include "gtest/gtest.h"
 #include "services/common/pg.h"
-#include "tests/fixtures/postgres_server.h"
+#include "tests/fixtures/postgres_test.h"
 
 namespace audit {
 namespace {
-
-using ::audit::testing::PostgresServer;
 
 constexpr char kInsertOne[] = R"sql(
 INSERT INTO audit.events (position, event_id, source, type, spec_version, subject, occurred_at,
@@ -21,56 +19,23 @@ SELECT head_position + 1, 'e-' || (head_position + 1), '/s', 't', '1.0', 'o', no
 FROM audit.begin_append()
 )sql";
 
-class SchemaTest : public ::testing::Test {
+class SchemaTest : public testing::PostgresTest<> {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<PostgresServer>> s = PostgresServer::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() { delete server_; }
-
-  void SetUp() override {
-    db_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_TRUE(server_->CreateDatabase(db_).ok());
-  }
-
-  pg::ConnPtr As(const std::string& user) {
-    absl::StatusOr<pg::ConnPtr> c = pg::Connect(server_->Url(db_, user));
-    EXPECT_TRUE(c.ok()) << c.status();
-    return c.ok() ? std::move(*c) : nullptr;
-  }
-
   // Runs `sql` as `user` (after `prelude`, e.g. SET ROLE) and returns the SQLSTATE ("" = ok).
   std::string SqlState(const std::string& user, const std::string& sql,
                        const char* prelude = nullptr) {
-    pg::ConnPtr c = As(user);
+    pg::ConnPtr c = Connect(user);
     if (c == nullptr) return "no connection";
     if (prelude != nullptr) EXPECT_TRUE(pg::Exec(c.get(), prelude).ok());
     absl::StatusOr<pg::ResultPtr> r = pg::Exec(c.get(), sql.c_str());
     return r.ok() ? "" : pg::SqlStateOf(r.status());
   }
-
-  int64_t Count(const std::string& table) {
-    absl::StatusOr<std::vector<std::string>> r =
-        server_->Query(db_, "SELECT count(*) FROM " + table);
-    EXPECT_TRUE(r.ok());
-    return r.ok() ? std::stoll((*r)[0]) : -1;
-  }
-
-  static PostgresServer* server_;
-  std::string db_;
 };
-
-PostgresServer* SchemaTest::server_ = nullptr;
 
 TEST_F(SchemaTest, WriterAppendsThroughBeginAppendAndHeadAdvances) {
   EXPECT_EQ(SqlState("ingestor", kInsertOne), "");
   EXPECT_EQ(SqlState("ingestor", kInsertOne), "");
-  absl::StatusOr<std::vector<std::string>> head =
-      server_->Query(db_, "SELECT position FROM audit.append_head");
-  ASSERT_TRUE(head.ok());
-  EXPECT_EQ((*head)[0], "2");
+  EXPECT_EQ(Query("SELECT position FROM audit.append_head")[0], "2");
   EXPECT_EQ(Count("audit.events"), 2);
 }
 

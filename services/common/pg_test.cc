@@ -7,35 +7,12 @@
 
 #include "gtest/gtest.h"
 #include "services/common/copy_binary.h"
-#include "tests/fixtures/postgres_server.h"
+#include "tests/fixtures/postgres_test.h"
 
 namespace audit::pg {
 namespace {
 
-using ::audit::testing::PostgresServer;
-using ::audit::testing::PostgresServerOptions;
-
-class PgTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    PostgresServerOptions options;
-    options.migrate = false;
-    absl::StatusOr<std::unique_ptr<PostgresServer>> s = PostgresServer::Start(options);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() { delete server_; }
-
-  ConnPtr Connect() {
-    absl::StatusOr<ConnPtr> c = pg::Connect(server_->Url("postgres"));
-    EXPECT_TRUE(c.ok()) << c.status();
-    return c.ok() ? std::move(*c) : nullptr;
-  }
-
-  static PostgresServer* server_;
-};
-
-PostgresServer* PgTest::server_ = nullptr;
+class PgTest : public testing::PostgresTest</*kMigrated=*/false> {};
 
 TEST(SqlStateTest, MapsClassesToCodes) {
   EXPECT_EQ(CodeForSqlState("08006"), absl::StatusCode::kUnavailable);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "audit/kafka_conf.h"
 #include "services/common/log.h"
 
 namespace audit::ingestor {
@@ -32,15 +33,6 @@ void ErrorCallback(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
   LogLine(fatal ? LogLevel::kError : LogLevel::kWarning, "kafka client error")
       .With("error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)))
       .With("detail", reason);
-}
-
-absl::Status SetConf(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
-  char err[512];
-  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-    // The value may be a secret: name the property, not the value.
-    return absl::InvalidArgumentError(absl::StrCat("Kafka property ", key, ": ", err));
-  }
-  return absl::OkStatus();
 }
 
 void DestroyMessage(const void* m) {
@@ -87,7 +79,6 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const Options& 
   if (options.brokers.empty()) return absl::InvalidArgumentError("Kafka brokers are required");
   if (options.topics.empty()) return absl::InvalidArgumentError("no topics to subscribe to");
   std::unique_ptr<KafkaSource> source(new KafkaSource());
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
   const std::pair<std::string, std::string> settings[] = {
       {"bootstrap.servers", options.brokers},
       {"group.id", options.group_id},
@@ -105,28 +96,19 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const Options& 
       // Bounded prefetch: what a paused consumer may still hold.
       {"queued.max.messages.kbytes", "65536"},
   };
-  for (const auto& [k, v] : settings) {
-    if (absl::Status s = SetConf(conf, k, v); !s.ok()) {
-      rd_kafka_conf_destroy(conf);
-      return s;
-    }
-  }
-  for (const auto& [k, v] : options.extra_config) {
-    if (absl::Status s = SetConf(conf, k, v); !s.ok()) {
-      rd_kafka_conf_destroy(conf);
-      return s;
-    }
-  }
-  rd_kafka_conf_set_log_cb(conf, &LogCallback);
-  rd_kafka_conf_set_error_cb(conf, &ErrorCallback);
-  rd_kafka_conf_set_rebalance_cb(conf, &RebalanceCallback);
-  rd_kafka_conf_set_opaque(conf, source.get());
+  absl::StatusOr<internal::KafkaConfPtr> conf =
+      internal::NewKafkaConf(settings, options.extra_config);
+  if (!conf.ok()) return conf.status();
+  rd_kafka_conf_set_log_cb(conf->get(), &LogCallback);
+  rd_kafka_conf_set_error_cb(conf->get(), &ErrorCallback);
+  rd_kafka_conf_set_rebalance_cb(conf->get(), &RebalanceCallback);
+  rd_kafka_conf_set_opaque(conf->get(), source.get());
   char err[512];
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err, sizeof err);
   if (rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
     return absl::InvalidArgumentError(absl::StrCat("cannot create Kafka consumer: ", err));
   }
+  conf->release();  // owned by the consumer now
   source->rk_.reset(rk);
   rd_kafka_poll_set_consumer(rk);
   PartitionListPtr topics(

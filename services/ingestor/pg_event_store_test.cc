@@ -12,13 +12,12 @@
 #include "audit/test_events.h"
 #include "gtest/gtest.h"
 #include "services/common/pg.h"
-#include "tests/fixtures/postgres_server.h"
+#include "tests/fixtures/postgres_test.h"
 
 namespace audit::ingestor {
 namespace {
 
 using ::audit::testing::MakeValidEvent;
-using ::audit::testing::PostgresServer;
 
 // Owns events and records so that an AppendBatch can point into them.
 class BatchBuilder {
@@ -59,37 +58,14 @@ class BatchBuilder {
   AppendBatch batch_;
 };
 
-class PgEventStoreTest : public ::testing::Test {
+class PgEventStoreTest : public testing::PostgresTest<> {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<PostgresServer>> s = PostgresServer::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() { delete server_; }
-
-  void SetUp() override {
-    db_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_TRUE(server_->CreateDatabase(db_).ok());
-  }
-
   std::unique_ptr<PgEventStore> Store() {
     PgEventStore::Options o;
     o.url = server_->Url(db_, "ingestor");
     return std::make_unique<PgEventStore>(o);
   }
-
-  std::vector<std::string> Query(const std::string& sql) {
-    absl::StatusOr<std::vector<std::string>> r = server_->Query(db_, sql);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : std::vector<std::string>{};
-  }
-
-  static PostgresServer* server_;
-  std::string db_;
 };
-
-PostgresServer* PgEventStoreTest::server_ = nullptr;
 
 TEST_F(PgEventStoreTest, StoresEveryFieldAndAssignsPositions) {
   BatchBuilder b;
@@ -254,14 +230,14 @@ TEST_F(PgEventStoreTest, ConcurrentWritersNeverLetAFollowerSkipAPosition) {
     });
   }
   // The follower: reads everything after the last position it saw, as a replay would.
-  absl::StatusOr<pg::ConnPtr> reader = pg::Connect(server_->Url(db_, "reader"));
-  ASSERT_TRUE(reader.ok());
+  pg::ConnPtr reader = Connect("reader");
+  ASSERT_NE(reader, nullptr);
   int64_t last = 0;
   int64_t gaps = 0;
   while (last < kTotal && !failed) {
     const std::string sql = absl::StrCat("SELECT position FROM audit.events WHERE position > ",
                                          last, " ORDER BY position");
-    absl::StatusOr<pg::ResultPtr> r = pg::Exec(reader->get(), sql.c_str());
+    absl::StatusOr<pg::ResultPtr> r = pg::Exec(reader.get(), sql.c_str());
     ASSERT_TRUE(r.ok()) << r.status();
     for (int i = 0; i < PQntuples(r->get()); ++i) {
       const int64_t p = pg::Int64Value(r->get(), i, 0);

@@ -18,7 +18,7 @@
 #include "services/common/pg.h"
 #include "tests/fixtures/ingestor_runner.h"
 #include "tests/fixtures/poison.h"
-#include "tests/fixtures/postgres_server.h"
+#include "tests/fixtures/postgres_test.h"
 #include "tests/fixtures/wait.h"
 #include "tools/devbroker/mock_cluster.h"
 #include "tools/simulator/order_simulator.h"
@@ -53,18 +53,10 @@ struct Ledger {
   size_t published = 0;
 };
 
-class IngestIntegrationTest : public ::testing::Test {
+class IngestIntegrationTest : public testing::PostgresTest<> {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<PostgresServer>> s = PostgresServer::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() { delete server_; }
-
   void SetUp() override {
-    db_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_TRUE(server_->CreateDatabase(db_).ok());
+    testing::PostgresTest<>::SetUp();
     absl::StatusOr<std::unique_ptr<MockKafkaCluster>> c = MockKafkaCluster::Start({.brokers = 3});
     ASSERT_TRUE(c.ok()) << c.status();
     cluster_ = *std::move(c);
@@ -129,12 +121,6 @@ class IngestIntegrationTest : public ::testing::Test {
     ledger->conflicts.insert({changed.source(), changed.id()});
   }
 
-  int64_t Count(const std::string& table) {
-    absl::StatusOr<std::vector<std::string>> r =
-        server_->Query(db_, absl::StrCat("SELECT count(*) FROM ", table));
-    return r.ok() ? std::stoll((*r)[0]) : -1;
-  }
-
   bool AllIn(const Ledger& ledger) {
     return Count("audit.events") == static_cast<int64_t>(ledger.events.size()) &&
            Count("audit.dead_letters") ==
@@ -150,11 +136,11 @@ class IngestIntegrationTest : public ::testing::Test {
   // Checks the store against the ledger: every event once, every column right, per-partition
   // order kept, positions gapless; every poison message and conflict dead-lettered once.
   void VerifyStore(const Ledger& ledger) {
-    absl::StatusOr<pg::ConnPtr> conn = pg::Connect(server_->Url(db_, "reader"));
-    ASSERT_TRUE(conn.ok());
+    pg::ConnPtr conn = Connect("reader");
+    ASSERT_NE(conn, nullptr);
     const std::string sql =
         absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events ORDER BY position");
-    absl::StatusOr<pg::ResultPtr> rows = pg::Exec(conn->get(), sql.c_str());
+    absl::StatusOr<pg::ResultPtr> rows = pg::Exec(conn.get(), sql.c_str());
     ASSERT_TRUE(rows.ok()) << rows.status();
     const int n = PQntuples(rows->get());
     ASSERT_EQ(n, static_cast<int>(ledger.events.size()));
@@ -217,13 +203,9 @@ class IngestIntegrationTest : public ::testing::Test {
     }
   }
 
-  static PostgresServer* server_;
-  std::string db_;
   std::unique_ptr<MockKafkaCluster> cluster_;
   std::unique_ptr<Publisher> publisher_;
 };
-
-PostgresServer* IngestIntegrationTest::server_ = nullptr;
 
 TEST_F(IngestIntegrationTest, TenThousandMixedMessagesEachStoredOrDeadLetteredExactlyOnce) {
   Ledger ledger;

@@ -12,13 +12,10 @@
 #include "gtest/gtest.h"
 #include "services/common/copy_binary.h"
 #include "services/common/pg.h"
-#include "tests/fixtures/postgres_server.h"
+#include "tests/fixtures/postgres_test.h"
 
 namespace audit {
 namespace {
-
-using ::audit::testing::PostgresServer;
-using ::audit::testing::PostgresServerOptions;
 
 class Generator {
  public:
@@ -153,22 +150,12 @@ class Generator {
   std::mt19937 rng_;
 };
 
-class JsonPgTest : public ::testing::Test {
+class JsonPgTest : public testing::PostgresTest</*kMigrated=*/false> {
  protected:
-  static void SetUpTestSuite() {
-    PostgresServerOptions options;
-    options.migrate = false;
-    absl::StatusOr<std::unique_ptr<PostgresServer>> s = PostgresServer::Start(options);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() { delete server_; }
-
   // PostgreSQL's jsonb text for each document, nullopt where it refuses the document.
   std::vector<std::optional<std::string>> PostgresCanonical(const std::vector<std::string>& docs) {
-    absl::StatusOr<pg::ConnPtr> c = pg::Connect(server_->Url("postgres"));
-    EXPECT_TRUE(c.ok());
-    PGconn* conn = c->get();
+    pg::ConnPtr c = Connect();
+    PGconn* conn = c.get();
     EXPECT_TRUE(pg::Exec(conn, R"sql(
       CREATE TEMP TABLE docs (id int, doc text);
       CREATE FUNCTION pg_temp.try_jsonb(t text) RETURNS text LANGUAGE plpgsql AS $$
@@ -195,11 +182,7 @@ class JsonPgTest : public ::testing::Test {
     }
     return out;
   }
-
-  static PostgresServer* server_;
 };
-
-PostgresServer* JsonPgTest::server_ = nullptr;
 
 TEST_F(JsonPgTest, AgreesWithPostgresOnRandomAndMutatedDocuments) {
   Generator gen(20261126);

@@ -5,25 +5,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "audit/envelope.h"
+#include "audit/kafka_conf.h"
 
 namespace audit {
-namespace {
-
-absl::Status SetConf(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
-  char err[512];
-  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-    return absl::InvalidArgumentError(absl::StrCat("Kafka property ", key, ": ", err));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<Publisher>> Publisher::Create(const Options& options) {
   if (options.brokers.empty()) return absl::InvalidArgumentError("brokers are required");
   std::unique_ptr<Publisher> p(new Publisher());
   p->encoding_ = options.encoding;
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
   const std::pair<std::string, std::string> settings[] = {
       {"bootstrap.servers", options.brokers},
       {"client.id", options.client_id},
@@ -32,26 +20,17 @@ absl::StatusOr<std::unique_ptr<Publisher>> Publisher::Create(const Options& opti
       {"delivery.timeout.ms", absl::StrCat(absl::ToInt64Milliseconds(options.delivery_timeout))},
       {"linger.ms", "5"},
   };
-  for (const auto& [k, v] : settings) {
-    if (absl::Status s = SetConf(conf, k, v); !s.ok()) {
-      rd_kafka_conf_destroy(conf);
-      return s;
-    }
-  }
-  for (const auto& [k, v] : options.extra_config) {
-    if (absl::Status s = SetConf(conf, k, v); !s.ok()) {
-      rd_kafka_conf_destroy(conf);
-      return s;
-    }
-  }
-  rd_kafka_conf_set_dr_msg_cb(conf, &DeliveryCallback);
-  rd_kafka_conf_set_opaque(conf, p.get());
+  absl::StatusOr<internal::KafkaConfPtr> conf =
+      internal::NewKafkaConf(settings, options.extra_config);
+  if (!conf.ok()) return conf.status();
+  rd_kafka_conf_set_dr_msg_cb(conf->get(), &DeliveryCallback);
+  rd_kafka_conf_set_opaque(conf->get(), p.get());
   char err[512];
-  p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  p->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), err, sizeof err);
   if (p->rk_ == nullptr) {
-    rd_kafka_conf_destroy(conf);
     return absl::InvalidArgumentError(absl::StrCat("cannot create Kafka producer: ", err));
   }
+  conf->release();  // owned by the producer now
   return p;
 }
 
