@@ -79,6 +79,31 @@ inline absl::string_view Value(const PGresult* r, int row, int col) {
 inline bool IsNull(const PGresult* r, int row, int col) { return PQgetisnull(r, row, col) != 0; }
 int64_t Int64Value(const PGresult* r, int row, int col);
 
+// A PostgreSQL array literal of quoted text elements ({"a","b\"c"}), for a text[] parameter.
+// `get` maps an item to its string.
+template <typename Range, typename Get>
+std::string TextArrayLiteral(const Range& items, Get get) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& item : items) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.push_back('"');
+    for (char c : get(item)) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+template <typename Range>
+std::string TextArrayLiteral(const Range& strings) {
+  return TextArrayLiteral(
+      strings, [](const auto& s) -> const auto& { return s; });
+}
+
 // Decodes a bytea in text output format ("\x0a1b...").
 absl::StatusOr<std::string> DecodeByteaHex(absl::string_view text);
 // Encodes bytes as a bytea hex literal ("\x0a1b...") for a text-format parameter.

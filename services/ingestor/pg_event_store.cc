@@ -57,25 +57,6 @@ struct Known {
   int64_t position;
 };
 
-// A PostgreSQL array literal of quoted text elements: {"a","b\"c"}.
-template <typename Range, typename Get>
-std::string TextArray(const Range& items, Get get) {
-  std::string out = "{";
-  bool first = true;
-  for (const auto& item : items) {
-    if (!first) out.push_back(',');
-    first = false;
-    out.push_back('"');
-    for (char c : get(item)) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
-
 // Text that is safe in a text column: valid UTF-8, no NUL, bounded.
 std::string SafeText(absl::string_view s, size_t max_bytes) {
   if (s.size() <= max_bytes && IsValidUtf8(s) && s.find('\0') == absl::string_view::npos) {
@@ -257,10 +238,11 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   std::vector<std::string> owned_keys;  // backing storage for `known`'s views
   if (!batch.events.empty()) {
     const std::optional<std::string> params[] = {
-        TextArray(batch.events,
-                  [](const EventEntry& e) -> const std::string& { return e.event->source(); }),
-        TextArray(batch.events,
-                  [](const EventEntry& e) -> const std::string& { return e.event->id(); })};
+        pg::TextArrayLiteral(
+            batch.events,
+            [](const EventEntry& e) -> const std::string& { return e.event->source(); }),
+        pg::TextArrayLiteral(
+            batch.events, [](const EventEntry& e) -> const std::string& { return e.event->id(); })};
     absl::StatusOr<pg::ResultPtr> found = pg::ExecParams(conn, kLookupEvents, params);
     if (!found.ok()) return found.status();
     const PGresult* r = found->get();
@@ -317,8 +299,9 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
     const auto topic = [](const auto& d) { return d.first->record->topic; };
     const auto part = [](const auto& d) { return std::to_string(d.first->record->partition); };
     const auto off = [](const auto& d) { return std::to_string(d.first->record->offset); };
-    const std::optional<std::string> params[] = {TextArray(dead, topic), TextArray(dead, part),
-                                                 TextArray(dead, off)};
+    const std::optional<std::string> params[] = {pg::TextArrayLiteral(dead, topic),
+                                                 pg::TextArrayLiteral(dead, part),
+                                                 pg::TextArrayLiteral(dead, off)};
     absl::StatusOr<pg::ResultPtr> found = pg::ExecParams(conn, kLookupDeadLetters, params);
     if (!found.ok()) return found.status();
     std::set<Provenance> present;

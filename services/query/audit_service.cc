@@ -1,0 +1,373 @@
+#include "services/query/audit_service.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "services/common/grpc_status.h"
+#include "services/common/log.h"
+#include "services/query/request_validation.h"
+
+namespace audit::query {
+namespace {
+
+grpc::Status Cancelled(grpc::CallbackServerContext* ctx) {
+  if (ctx->deadline() <= std::chrono::system_clock::now()) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded");
+  }
+  return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
+}
+
+// A unary call run on the executor. The reactor lives until gRPC calls OnDone, which happens
+// only after Finish; the task calls Finish exactly once.
+template <typename Request, typename Response, typename Fn>
+grpc::ServerUnaryReactor* RunUnary(DbExecutor* executor, grpc::CallbackServerContext* ctx,
+                                   const Request* request, Response* response, Fn fn) {
+  class Reactor : public grpc::ServerUnaryReactor {
+   public:
+    void OnCancel() override { token->Cancel(); }
+    void OnDone() override { delete this; }
+    std::shared_ptr<CancelToken> token = std::make_shared<CancelToken>();
+  };
+  auto* reactor = new Reactor();
+  std::shared_ptr<CancelToken> token = reactor->token;
+  absl::Status submitted = executor->Submit(
+      [reactor, token, ctx, request, response, fn](absl::StatusOr<PGconn*> conn) {
+        if (token->cancelled()) {
+          reactor->Finish(Cancelled(ctx));
+          return;
+        }
+        absl::StatusOr<Response> result =
+            conn.ok() ? fn(*conn, *request) : absl::StatusOr<Response>(conn.status());
+        if (token->cancelled()) {
+          reactor->Finish(Cancelled(ctx));
+        } else if (result.ok()) {
+          *response = *std::move(result);
+          reactor->Finish(grpc::Status::OK);
+        } else {
+          reactor->Finish(ToGrpcStatus(result.status()));
+        }
+      },
+      token);
+  if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
+  return reactor;
+}
+
+}  // namespace
+
+// One replay stream. References: one for gRPC (released in OnDone), one per scheduled task or
+// registered head waiter; the last release deletes the reactor.
+class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResponse> {
+ public:
+  ReplayReactor(AuditServiceImpl* service, grpc::CallbackServerContext* ctx,
+                const v1::ReplayEventsRequest* request)
+      : service_(service), ctx_(ctx), request_(*request) {
+    if (absl::Status s = Validate(request_); !s.ok()) {
+      FinishOnce(ToGrpcStatus(s));
+      return;
+    }
+    if (!service_->Register(this)) {
+      FinishOnce(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("too many open replays (limit ", service_->limits_.max_streams, ")")));
+      return;
+    }
+    registered_ = true;
+    Schedule();
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool finish_now = false;
+    grpc::Status status;
+    bool next = false, wait = false;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (pending_finish_.has_value()) {
+        finish_now = true;
+        status = *pending_finish_;
+      } else if (!ok) {
+        finish_now = true;
+        status = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+      } else if (last_frame_caught_up_ && !plan_.follow) {
+        finish_now = true;
+        status = grpc::Status::OK;
+      } else if (last_frame_caught_up_) {
+        wait = true;
+      } else {
+        next = true;
+      }
+    }
+    if (finish_now) {
+      FinishOnce(status);
+    } else if (wait) {
+      WaitForHead();
+    } else if (next) {
+      Schedule();
+    }
+  }
+
+  void OnCancel() override {
+    token_->Cancel();
+    CancelWaiter();
+    FinishOnce(Cancelled(ctx_));
+  }
+
+  void OnDone() override {
+    if (registered_) service_->Unregister(this);
+    Release();
+  }
+
+  // From AuditServiceImpl::StopStreams.
+  void Stop() {
+    int64_t resume;
+    {
+      absl::MutexLock lock(&mu_);
+      resume = after_;
+    }
+    token_->Cancel();
+    CancelWaiter();
+    FinishOnce(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                     absl::StrCat("server shutting down; resume with after_position ", resume)));
+  }
+
+ private:
+  friend class AuditServiceImpl;
+
+  void Acquire() {
+    absl::MutexLock lock(&mu_);
+    ++refs_;
+  }
+
+  void Release() {
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      last = --refs_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  void FinishOnce(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      if (writing_) {
+        // Finish after the write in flight completes (OnWriteDone).
+        if (!pending_finish_.has_value()) pending_finish_ = status;
+        return;
+      }
+      finished_ = true;
+    }
+    Finish(status);
+  }
+
+  bool finished() {
+    absl::MutexLock lock(&mu_);
+    return finished_ || pending_finish_.has_value();
+  }
+
+  void Schedule() {
+    Acquire();
+    absl::Status s = service_->executor_->Submit(
+        [this](absl::StatusOr<PGconn*> conn) {
+          Fetch(conn);
+          Release();
+        },
+        token_);
+    if (!s.ok()) {
+      FinishOnce(ToGrpcStatus(s));
+      Release();
+    }
+  }
+
+  void WaitForHead() {
+    int64_t after;
+    {
+      absl::MutexLock lock(&mu_);
+      after = after_;
+      ++refs_;  // held by the waiter
+    }
+    const HeadWatcher::WaiterId id = service_->watcher_->WaitBeyond(after, [this] {
+      {
+        absl::MutexLock lock(&mu_);
+        waiter_ = 0;
+      }
+      if (!finished()) Schedule();
+      Release();
+    });
+    absl::MutexLock lock(&mu_);
+    if (id != 0 && refs_ > 0) waiter_ = id;
+  }
+
+  void CancelWaiter() {
+    HeadWatcher::WaiterId id;
+    {
+      absl::MutexLock lock(&mu_);
+      id = waiter_;
+      waiter_ = 0;
+    }
+    if (id != 0 && service_->watcher_->Cancel(id)) Release();
+  }
+
+  // On an executor thread.
+  void Fetch(absl::StatusOr<PGconn*> conn) {
+    if (finished()) return;
+    if (!conn.ok()) {
+      FinishOnce(ToGrpcStatus(conn.status()));
+      return;
+    }
+    if (!planned_) {
+      absl::StatusOr<ReplayPlan> plan = service_->queries_->PlanReplay(*conn, request_);
+      if (!plan.ok()) {
+        FinishOnce(token_->cancelled() ? Cancelled(ctx_) : ToGrpcStatus(plan.status()));
+        return;
+      }
+      absl::MutexLock lock(&mu_);
+      plan_ = *std::move(plan);
+      after_ = plan_.start_after;
+      planned_ = true;
+    }
+    int64_t after;
+    {
+      absl::MutexLock lock(&mu_);
+      after = after_;
+    }
+    absl::StatusOr<v1::ReplayEventsResponse> frame =
+        service_->queries_->ReadReplayFrame(*conn, plan_, after);
+    if (!frame.ok()) {
+      FinishOnce(token_->cancelled() ? Cancelled(ctx_) : ToGrpcStatus(frame.status()));
+      return;
+    }
+    bool write = false, wait = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || pending_finish_.has_value()) return;
+      const bool progressed = frame->last_position() > after_;
+      after_ = frame->last_position();
+      const bool announce = frame->caught_up() && !announced_caught_up_;
+      if (!frame->events().empty() || progressed || announce || !plan_.follow) {
+        announced_caught_up_ |= frame->caught_up();
+        last_frame_caught_up_ = frame->caught_up();
+        frame_ = *std::move(frame);
+        writing_ = true;
+        write = true;
+      } else {
+        wait = true;  // live and nothing new: wait for the head to move
+      }
+    }
+    if (write) {
+      StartWrite(&frame_);
+    } else if (wait) {
+      WaitForHead();
+    }
+  }
+
+  AuditServiceImpl* service_;
+  grpc::CallbackServerContext* ctx_;
+  const v1::ReplayEventsRequest request_;
+  const std::shared_ptr<CancelToken> token_ = std::make_shared<CancelToken>();
+  bool registered_ = false;
+
+  absl::Mutex mu_;
+  int refs_ ABSL_GUARDED_BY(mu_) = 1;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> pending_finish_ ABSL_GUARDED_BY(mu_);
+  bool planned_ = false;  // written and read only by Fetch, one at a time
+  ReplayPlan plan_;
+  int64_t after_ ABSL_GUARDED_BY(mu_) = 0;
+  bool announced_caught_up_ ABSL_GUARDED_BY(mu_) = false;
+  bool last_frame_caught_up_ ABSL_GUARDED_BY(mu_) = false;
+  HeadWatcher::WaiterId waiter_ ABSL_GUARDED_BY(mu_) = 0;
+  v1::ReplayEventsResponse frame_;  // the frame in flight
+};
+
+AuditServiceImpl::AuditServiceImpl(DbExecutor* executor, HeadWatcher* watcher,
+                                   const EventQueries* queries, Limits limits)
+    : executor_(executor), watcher_(watcher), queries_(queries), limits_(limits) {}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::GetEvent(grpc::CallbackServerContext* ctx,
+                                                     const v1::GetEventRequest* request,
+                                                     v1::GetEventResponse* response) {
+  return RunUnary(
+      executor_, ctx, request, response,
+      [q = queries_](PGconn* c, const v1::GetEventRequest& r) { return q->GetEvent(c, r); });
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::ListEvents(grpc::CallbackServerContext* ctx,
+                                                       const v1::ListEventsRequest* request,
+                                                       v1::ListEventsResponse* response) {
+  return RunUnary(
+      executor_, ctx, request, response,
+      [q = queries_](PGconn* c, const v1::ListEventsRequest& r) { return q->ListEvents(c, r); });
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::GetSubjectHistory(
+    grpc::CallbackServerContext* ctx, const v1::GetSubjectHistoryRequest* request,
+    v1::GetSubjectHistoryResponse* response) {
+  return RunUnary(executor_, ctx, request, response,
+                  [q = queries_](PGconn* c, const v1::GetSubjectHistoryRequest& r) {
+                    return q->GetSubjectHistory(c, r);
+                  });
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::GetStatistics(grpc::CallbackServerContext* ctx,
+                                                          const v1::GetStatisticsRequest* request,
+                                                          v1::GetStatisticsResponse* response) {
+  return RunUnary(executor_, ctx, request, response,
+                  [q = queries_](PGconn* c, const v1::GetStatisticsRequest& r) {
+                    return q->GetStatistics(c, r);
+                  });
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::ListDeadLetters(
+    grpc::CallbackServerContext* ctx, const v1::ListDeadLettersRequest* request,
+    v1::ListDeadLettersResponse* response) {
+  return RunUnary(executor_, ctx, request, response,
+                  [q = queries_](PGconn* c, const v1::ListDeadLettersRequest& r) {
+                    return q->ListDeadLetters(c, r);
+                  });
+}
+
+grpc::ServerWriteReactor<v1::ReplayEventsResponse>* AuditServiceImpl::ReplayEvents(
+    grpc::CallbackServerContext* ctx, const v1::ReplayEventsRequest* request) {
+  return new ReplayReactor(this, ctx, request);
+}
+
+bool AuditServiceImpl::Register(ReplayReactor* r) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_ || static_cast<int>(streams_.size()) >= limits_.max_streams) return false;
+  streams_.insert(r);
+  return true;
+}
+
+void AuditServiceImpl::Unregister(ReplayReactor* r) {
+  absl::MutexLock lock(&mu_);
+  streams_.erase(r);
+}
+
+int AuditServiceImpl::open_streams() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(streams_.size());
+}
+
+void AuditServiceImpl::StopStreams() {
+  std::set<ReplayReactor*> streams;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    streams = streams_;
+    // Registered reactors are alive (OnDone unregisters under this lock); pin each with a
+    // reference so none is freed while being stopped.
+    for (ReplayReactor* r : streams) r->Acquire();
+  }
+  for (ReplayReactor* r : streams) {
+    r->Stop();
+    r->Release();
+  }
+}
+
+}  // namespace audit::query

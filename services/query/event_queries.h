@@ -1,0 +1,67 @@
+// The query core of AuditService: validated requests in, responses out, over one PostgreSQL
+// connection of a role in audit_reader. No gRPC here; audit_service.cc adapts it.
+//
+// Errors: INVALID_ARGUMENT (naming the field) for a bad request, NOT_FOUND for a missing event,
+// UNAVAILABLE when the database cannot be reached, DEADLINE_EXCEEDED when a statement ran out
+// of time. Thread safety: const methods, one connection per concurrent call.
+#ifndef SERVICES_QUERY_EVENT_QUERIES_H_
+#define SERVICES_QUERY_EVENT_QUERIES_H_
+
+#include <libpq-fe.h>
+
+#include <cstdint>
+#include <limits>
+
+#include "absl/status/statusor.h"
+#include "audit/v1/audit_service.pb.h"
+#include "services/query/page_token.h"
+
+namespace audit::query {
+
+// A replay in progress, as planned from its request.
+struct ReplayPlan {
+  int64_t start_after = 0;  // first frame reads positions after this
+  // The last position to stream: the head at the start without `follow`, unbounded with it.
+  int64_t stop_at = std::numeric_limits<int64_t>::max();
+  int frame_events = 500;
+  bool follow = false;
+  v1::EventFilter filter;
+};
+
+class EventQueries {
+ public:
+  // How many positions one replay frame scans at most, so that a selective filter over a long
+  // log still yields frames (possibly empty, with advancing last_position) at a steady pace.
+  static constexpr int64_t kReplayWindow = 50'000;
+
+  explicit EventQueries(const PageTokenCodec* tokens) : tokens_(tokens) {}
+
+  absl::StatusOr<v1::GetEventResponse> GetEvent(PGconn* conn, const v1::GetEventRequest& r) const;
+  absl::StatusOr<v1::ListEventsResponse> ListEvents(PGconn* conn,
+                                                    const v1::ListEventsRequest& r) const;
+  absl::StatusOr<v1::GetSubjectHistoryResponse> GetSubjectHistory(
+      PGconn* conn, const v1::GetSubjectHistoryRequest& r) const;
+  // Consistent: all counts come from one snapshot.
+  absl::StatusOr<v1::GetStatisticsResponse> GetStatistics(PGconn* conn,
+                                                          const v1::GetStatisticsRequest& r) const;
+  absl::StatusOr<v1::ListDeadLettersResponse> ListDeadLetters(
+      PGconn* conn, const v1::ListDeadLettersRequest& r) const;
+
+  // Validates a replay request and resolves where it starts and stops.
+  absl::StatusOr<ReplayPlan> PlanReplay(PGconn* conn, const v1::ReplayEventsRequest& r) const;
+
+  // The next frame after position `after`: matching events in order, last_position (every
+  // position up to it considered) and caught_up (reached the head, or the plan's stop).
+  absl::StatusOr<v1::ReplayEventsResponse> ReadReplayFrame(PGconn* conn, const ReplayPlan& plan,
+                                                           int64_t after) const;
+
+  // The head of the log (0 when empty).
+  static absl::StatusOr<int64_t> Head(PGconn* conn);
+
+ private:
+  const PageTokenCodec* tokens_;
+};
+
+}  // namespace audit::query
+
+#endif  // SERVICES_QUERY_EVENT_QUERIES_H_
