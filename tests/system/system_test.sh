@@ -10,6 +10,8 @@ RUNFILES=${TEST_SRCDIR:-$PWD/..}/audit_trail
 INGESTOR=$RUNFILES/services/ingestor/audit-ingestor
 DEVBROKER=$RUNFILES/tools/devbroker/audit-devbroker
 AUDITCTL=$RUNFILES/tools/auditctl/auditctl
+QUERY=$RUNFILES/services/query/audit-query
+GRPC_JS=$RUNFILES/tests/system/grpc_reflection_client.js
 PROTO_ROOT=$(dirname "$(dirname "$(dirname "$(readlink -f "$RUNFILES/proto/audit/v1/event.proto")")")")
 TOOLS_DIR=$(dirname "$(readlink -f "$RUNFILES/tools/package.json")")
 JS=$RUNFILES/tests/system/kafkajs_publish.js
@@ -47,7 +49,7 @@ as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
 SUPER="postgresql:///audit?host=$WORK&user=postgres"
 psql -X -q -h "$WORK" -U postgres -d postgres -c "CREATE DATABASE audit"
 "$AUDITCTL" migrate --pg_url="$SUPER"
-psql -X -q "$SUPER" -c "CREATE ROLE ingestor LOGIN IN ROLE audit_writer; CREATE ROLE reader LOGIN IN ROLE audit_reader"
+psql -X -q "$SUPER" -c "CREATE ROLE ingestor LOGIN IN ROLE audit_writer; CREATE ROLE reader LOGIN IN ROLE audit_reader; CREATE ROLE query LOGIN IN ROLE audit_reader"
 READER="postgresql:///audit?host=$WORK&user=reader"
 q() { psql -X -tA "$READER" -c "$1"; }
 # query_is SQL VALUE: re-evaluated on every call (for wait_until).
@@ -112,6 +114,33 @@ wait_until 30 query_is "SELECT count(*) FROM audit.events WHERE event_id = 'mark
   || fail "marker not stored"
 [ "$(q "SELECT count(*) FROM audit.events WHERE event_id = 'kcat-json'")" = 1 ] || fail "stored twice"
 [ "$(q 'SELECT count(*) = max(position) FROM audit.events')" = t ] || fail "positions have gaps"
+
+echo "== query server: an independent gRPC client by reflection, and auditctl"
+AUDIT_SERVER_PG_URL="postgresql:///audit?host=$WORK&user=query" "$QUERY" --listen=127.0.0.1:0 \
+  --ready_file="$WORK/query.ready" >"$WORK/query.log" 2>&1 &
+QUERY_PID=$!
+PIDS+=($QUERY_PID)
+wait_until 30 test -s "$WORK/query.ready" || fail "query server did not start"
+GRPC=$(cat "$WORK/query.ready")
+js() { NODE_PATH="$TOOLS_DIR/node_modules" node "$GRPC_JS" "$GRPC" "$@"; }
+[ "$(js list)" = '{"services":["audit.v1.AuditService","grpc.health.v1.Health","grpc.reflection.v1alpha.ServerReflection"]}' ] \
+  || fail "reflection list: $(js list)"
+[ "$(js describe)" = '{"methods":["GetEvent","GetStatistics","GetSubjectHistory","ListDeadLetters","ListEvents","ReplayEvents"]}' ] \
+  || fail "reflection describe: $(js describe)"
+[ "$(js health)" = '{"ok":{"status":"SERVING"}}' ] || fail "health: $(js health)"
+history=$(js call GetSubjectHistory '{"subject":"order-k"}')
+echo "$history" | grep -q '"id":"kcat-json"' || fail "history by reflection: $history"
+[ "$(echo "$history" | grep -o '"position"' | wc -l)" = 4 ] || fail "history size: $history"
+bad=$(js call ListEvents '{"page_size":5000}')
+[ "$bad" = '{"code":"INVALID_ARGUMENT","details":"page_size: must be between 1 and 1000 (or 0 for 100), got 5000"}' ] \
+  || fail "bad request: $bad"
+[ "$("$AUDITCTL" --server="$GRPC" history order-k --output=ndjson | wc -l)" = 4 ] || fail "auditctl history"
+[ "$("$AUDITCTL" --server="$GRPC" replay --quiet | wc -l)" = 7 ] || fail "auditctl replay"
+"$AUDITCTL" --server="$GRPC" dead-letters --output=ndjson | grep -q '"error_class":"invalid_time"' \
+  || fail "auditctl dead-letters"
+kill -TERM "$QUERY_PID"
+rc=0; wait "$QUERY_PID" || rc=$?
+[ $rc -eq 0 ] || fail "query server exited with $rc"
 
 echo "== SIGTERM: clean shutdown"
 kill -TERM "$INGESTOR_PID"
