@@ -12,8 +12,10 @@
 namespace audit::query {
 namespace {
 
-grpc::Status Cancelled(grpc::CallbackServerContext* ctx) {
-  if (ctx->deadline() <= std::chrono::system_clock::now()) {
+// The status for a call that stopped early. Takes the call's deadline, captured while the call
+// was live: a ServerContext must not be touched after the call is done.
+grpc::Status Cancelled(std::chrono::system_clock::time_point deadline) {
+  if (deadline <= std::chrono::system_clock::now()) {
     return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded");
   }
   return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
@@ -32,16 +34,17 @@ grpc::ServerUnaryReactor* RunUnary(DbExecutor* executor, grpc::CallbackServerCon
   };
   auto* reactor = new Reactor();
   std::shared_ptr<CancelToken> token = reactor->token;
+  const auto deadline = ctx->deadline();
   absl::Status submitted = executor->Submit(
-      [reactor, token, ctx, request, response, fn](absl::StatusOr<PGconn*> conn) {
+      [reactor, token, deadline, request, response, fn](absl::StatusOr<PGconn*> conn) {
         if (token->cancelled()) {
-          reactor->Finish(Cancelled(ctx));
+          reactor->Finish(Cancelled(deadline));
           return;
         }
         absl::StatusOr<Response> result =
             conn.ok() ? fn(*conn, *request) : absl::StatusOr<Response>(conn.status());
         if (token->cancelled()) {
-          reactor->Finish(Cancelled(ctx));
+          reactor->Finish(Cancelled(deadline));
         } else if (result.ok()) {
           *response = *std::move(result);
           reactor->Finish(grpc::Status::OK);
@@ -62,7 +65,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
  public:
   ReplayReactor(AuditServiceImpl* service, grpc::CallbackServerContext* ctx,
                 const v1::ReplayEventsRequest* request)
-      : service_(service), ctx_(ctx), request_(*request) {
+      : service_(service), deadline_(ctx->deadline()), request_(*request) {
     if (absl::Status s = Validate(request_); !s.ok()) {
       FinishOnce(ToGrpcStatus(s));
       return;
@@ -109,9 +112,9 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
   }
 
   void OnCancel() override {
+    FinishOnce(Cancelled(deadline_));
     token_->Cancel();
     CancelWaiter();
-    FinishOnce(Cancelled(ctx_));
   }
 
   void OnDone() override {
@@ -126,11 +129,12 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       absl::MutexLock lock(&mu_);
       resume = after_;
     }
-    token_->Cancel();
-    CancelWaiter();
+    // The status first: the read this cancels then finds the stream already finishing.
     FinishOnce(
         grpc::Status(grpc::StatusCode::UNAVAILABLE,
                      absl::StrCat("server shutting down; resume with after_position ", resume)));
+    token_->Cancel();
+    CancelWaiter();
   }
 
  private:
@@ -222,7 +226,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
     if (!planned_) {
       absl::StatusOr<ReplayPlan> plan = service_->queries_->PlanReplay(*conn, request_);
       if (!plan.ok()) {
-        FinishOnce(token_->cancelled() ? Cancelled(ctx_) : ToGrpcStatus(plan.status()));
+        FinishOnce(token_->cancelled() ? Cancelled(deadline_) : ToGrpcStatus(plan.status()));
         return;
       }
       absl::MutexLock lock(&mu_);
@@ -238,7 +242,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
     absl::StatusOr<v1::ReplayEventsResponse> frame =
         service_->queries_->ReadReplayFrame(*conn, plan_, after);
     if (!frame.ok()) {
-      FinishOnce(token_->cancelled() ? Cancelled(ctx_) : ToGrpcStatus(frame.status()));
+      FinishOnce(token_->cancelled() ? Cancelled(deadline_) : ToGrpcStatus(frame.status()));
       return;
     }
     bool write = false, wait = false;
@@ -266,7 +270,9 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
   }
 
   AuditServiceImpl* service_;
-  grpc::CallbackServerContext* ctx_;
+  // The call's deadline, captured at the start: the context itself may be freed once the call
+  // is done, while a queued task of this reactor still runs.
+  const std::chrono::system_clock::time_point deadline_;
   const v1::ReplayEventsRequest request_;
   const std::shared_ptr<CancelToken> token_ = std::make_shared<CancelToken>();
   bool registered_ = false;

@@ -558,6 +558,34 @@ TEST_F(AuditServiceTest, ShutdownEndsLiveReplaysResumably) {
       << s.error_message();
 }
 
+// Shutdown cancels reads in flight; the stream must end cleanly, never touch a finished call.
+TEST_F(AuditServiceTest, ShutdownWhileReadsAreInFlightIsSafe) {
+  std::vector<v1::Event> many;
+  for (int i = 0; i < 20000; ++i) many.push_back(Sample(1000 + i));
+  ASSERT_TRUE(SeedEvents(server_->Url(db_, "ingestor"), many, 1000).ok());
+  for (int round = 0; round < 5; ++round) {
+    StartServer({});
+    std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+    std::vector<std::unique_ptr<grpc::ClientReader<v1::ReplayEventsResponse>>> readers;
+    for (int i = 0; i < 4; ++i) {
+      contexts.push_back(std::make_unique<grpc::ClientContext>());
+      v1::ReplayEventsRequest r;
+      r.set_max_events_per_frame(5000);
+      readers.push_back(stub_->ReplayEvents(contexts.back().get(), r));
+      v1::ReplayEventsResponse frame;
+      ASSERT_TRUE(readers.back()->Read(&frame));  // the next read is now in flight
+    }
+    query_server_->Shutdown(absl::ZeroDuration());
+    for (auto& reader : readers) {
+      v1::ReplayEventsResponse frame;
+      while (reader->Read(&frame)) {
+      }
+      const grpc::Status s = reader->Finish();
+      EXPECT_TRUE(s.error_code() == grpc::StatusCode::UNAVAILABLE || s.ok()) << s.error_message();
+    }
+  }
+}
+
 TEST_F(AuditServiceTest, DatabaseDownIsUnavailableAndNotServing) {
   StartServer({.pg_url = "postgresql:///nowhere?host=/nonexistent&connect_timeout=1"});
   v1::GetEventRequest r;
