@@ -10,13 +10,19 @@
 namespace audit {
 namespace {
 
+// One event appended the way a writer must: positions, recorded_at and the chain continue the
+// head returned by begin_append (hashes computed with the schema's own SQL functions).
 constexpr char kInsertOne[] = R"sql(
+WITH h AS (SELECT * FROM audit.begin_append()),
+     r AS (SELECT head_position + 1 AS p, to_timestamp(recorded_at_micros / 1e6) AS rec,
+                  head_chain_hash AS prev, decode(repeat('ab', 32), 'hex') AS ch FROM h),
+     l AS (SELECT *, audit.leaf_hash(audit.record_bytes(p, rec, 'orders.events', 0, p, ch))
+                     AS leaf FROM r)
 INSERT INTO audit.events (position, event_id, source, type, spec_version, subject, occurred_at,
-  recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash)
-SELECT head_position + 1, 'e-' || (head_position + 1), '/s', 't', '1.0', 'o', now(),
-  to_timestamp(recorded_at_micros / 1e6), 'orders.events', 0, head_position,
-  decode(repeat('ab', 32), 'hex')
-FROM audit.begin_append()
+  recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash, leaf_hash, chain_hash)
+SELECT p, 'e-' || p, '/s', 't', '1.0', 'o', now(), rec, 'orders.events', 0, p, ch, leaf,
+       audit.chain_hash(prev, leaf)
+FROM l
 )sql";
 
 class SchemaTest : public testing::PostgresTest<> {
@@ -85,11 +91,15 @@ TEST_F(SchemaTest, ReaderSeesEverythingButCannotWrite) {
 
 TEST_F(SchemaTest, PositionsMustContinueTheLog) {
   // Skipping a position, reusing one, or not starting at head + 1 is refused.
+  // Rows at the given positions; the first one's chain continues the head (the trigger checks
+  // only where the batch joins the log).
   const std::string insert_at = R"sql(
     INSERT INTO audit.events (position, event_id, source, type, spec_version, subject,
-      occurred_at, recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash)
+      occurred_at, recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash,
+      leaf_hash, chain_hash)
     SELECT p, 'x' || p, '/s', 't', '1.0', 'o', now(), now(), 't', 0, p,
-           decode(repeat('ab', 32), 'hex')
+           decode(repeat('ab', 32), 'hex'), decode(repeat('cd', 32), 'hex'),
+           audit.chain_hash(head_chain_hash, decode(repeat('cd', 32), 'hex'))
     FROM audit.begin_append(), unnest(ARRAY[)sql";
   EXPECT_EQ(SqlState("ingestor", insert_at + "2]) p"), "AU001");
   EXPECT_EQ(SqlState("ingestor", insert_at + "1, 3]) p"), "AU001");
@@ -103,11 +113,38 @@ TEST_F(SchemaTest, RecordedAtNeverGoesBackwards) {
   ASSERT_EQ(SqlState("ingestor", kInsertOne), "");
   const std::string backdated = R"sql(
     INSERT INTO audit.events (position, event_id, source, type, spec_version, subject,
-      occurred_at, recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash)
+      occurred_at, recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash,
+      leaf_hash, chain_hash)
     SELECT head_position + 1, 'late', '/s', 't', '1.0', 'o', now(), '2000-01-01', 't', 0, 9,
-           decode(repeat('ab', 32), 'hex')
+           decode(repeat('ab', 32), 'hex'), decode(repeat('cd', 32), 'hex'),
+           audit.chain_hash(head_chain_hash, decode(repeat('cd', 32), 'hex'))
     FROM audit.begin_append())sql";
   EXPECT_EQ(SqlState("ingestor", backdated), "AU001");
+}
+
+TEST_F(SchemaTest, ABrokenChainIsRefused) {
+  const std::string unlinked = R"sql(
+    INSERT INTO audit.events (position, event_id, source, type, spec_version, subject,
+      occurred_at, recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash,
+      leaf_hash, chain_hash)
+    SELECT head_position + 1, 'x', '/s', 't', '1.0', 'o', now(), now(), 't', 0, 1,
+           decode(repeat('ab', 32), 'hex'), decode(repeat('cd', 32), 'hex'),
+           decode(repeat('ef', 32), 'hex')
+    FROM audit.begin_append())sql";
+  EXPECT_EQ(SqlState("ingestor", unlinked), "AU001");
+  EXPECT_EQ(Count("audit.events"), 0);
+}
+
+TEST_F(SchemaTest, MerkleNodesAndCheckpointsAreAppendOnly) {
+  ASSERT_EQ(SqlState("ingestor",
+                     "INSERT INTO audit.merkle_nodes VALUES (8, 0, "
+                     "decode(repeat('ab', 32), 'hex'))"),
+            "");
+  const char* as_owner = "SET ROLE audit_owner";
+  EXPECT_EQ(SqlState("postgres", "UPDATE audit.merkle_nodes SET level = 9", as_owner), "AU002");
+  EXPECT_EQ(SqlState("postgres", "DELETE FROM audit.checkpoints", as_owner), "AU002");
+  EXPECT_EQ(SqlState("ingestor", "DELETE FROM audit.merkle_nodes"), "42501");
+  EXPECT_EQ(SqlState("reader", "INSERT INTO audit.checkpoints (seq) VALUES (1)"), "42501");
 }
 
 TEST_F(SchemaTest, DeadLettersAreWritableOnceByTheWriter) {

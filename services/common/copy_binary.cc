@@ -36,6 +36,11 @@ void BinaryCopyWriter::StartRow(int16_t field_count) {
 
 void BinaryCopyWriter::Null() { U32(0xFFFFFFFFu); }
 
+void BinaryCopyWriter::Int16(int16_t v) {
+  U32(2);
+  U16(static_cast<uint16_t>(v));
+}
+
 void BinaryCopyWriter::Int32(int32_t v) {
   U32(4);
   U32(static_cast<uint32_t>(v));

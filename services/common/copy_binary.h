@@ -28,6 +28,7 @@ class BinaryCopyWriter {
 
   void StartRow(int16_t field_count);
   void Null();
+  void Int16(int16_t v);  // smallint
   void Int32(int32_t v);
   void Int64(int64_t v);
   void Text(absl::string_view v);   // text / varchar (UTF-8 bytes)

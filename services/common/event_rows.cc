@@ -16,7 +16,7 @@ const char kStoredEventColumns[] =
     " (extract(epoch FROM recorded_at) * 1000000)::bigint,"
     " data_content_type, data_schema, data::text, data_bytes, correlation_id, causation_id,"
     " actor, tenant, traceparent, sequence, extensions::text, kafka_topic, kafka_partition,"
-    " kafka_offset, content_hash";
+    " kafka_offset, content_hash, leaf_hash, chain_hash";
 
 absl::StatusOr<v1::StoredEvent> StoredEventFromRow(const PGresult* r, int row, int c) {
   const auto text = [&](int col) { return std::string(pg::Value(r, row, c + col)); };
@@ -61,6 +61,11 @@ absl::StatusOr<v1::StoredEvent> StoredEventFromRow(const PGresult* r, int row, i
   absl::StatusOr<std::string> hash = pg::DecodeByteaHex(pg::Value(r, row, c + 22));
   if (!hash.ok()) return absl::InternalError("content_hash does not decode");
   out.set_content_hash(*std::move(hash));
+  absl::StatusOr<std::string> leaf = pg::DecodeByteaHex(pg::Value(r, row, c + 23));
+  absl::StatusOr<std::string> chain = pg::DecodeByteaHex(pg::Value(r, row, c + 24));
+  if (!leaf.ok() || !chain.ok()) return absl::InternalError("leaf_hash/chain_hash do not decode");
+  out.set_leaf_hash(*std::move(leaf));
+  out.set_chain_hash(*std::move(chain));
   return out;
 }
 

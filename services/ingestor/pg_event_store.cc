@@ -10,18 +10,21 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "audit/json.h"
+#include "audit/merkle.h"
+#include "audit/record.h"
 #include "audit/rfc3339.h"
 #include "audit/utf8.h"
 #include "schema/migrations.h"
 #include "schema/migrator.h"
 #include "services/common/copy_binary.h"
 #include "services/common/log.h"
+#include "services/common/merkle_store.h"
 
 namespace audit::ingestor {
 namespace {
 
 constexpr char kBegin[] =
-    "BEGIN; SELECT head_position, recorded_at_micros FROM audit.begin_append()";
+    "BEGIN; SELECT head_position, recorded_at_micros, head_chain_hash FROM audit.begin_append()";
 
 constexpr char kLookupEvents[] = R"sql(
 SELECT e.source, e.event_id, e.content_hash, e.position
@@ -38,8 +41,12 @@ constexpr char kCopyEvents[] =
     "COPY audit.events (position, event_id, source, type, spec_version, subject, occurred_at,"
     " recorded_at, data_content_type, data_schema, data, data_bytes, correlation_id,"
     " causation_id, actor, tenant, traceparent, sequence, extensions, kafka_topic,"
-    " kafka_partition, kafka_offset, content_hash) FROM STDIN (FORMAT binary)";
-constexpr int16_t kEventColumns = 23;
+    " kafka_partition, kafka_offset, content_hash, leaf_hash, chain_hash) FROM STDIN"
+    " (FORMAT binary)";
+constexpr int16_t kEventColumns = 25;
+
+constexpr char kCopyMerkleNodes[] =
+    "COPY audit.merkle_nodes (level, node_index, hash) FROM STDIN (FORMAT binary)";
 
 constexpr char kCopyDeadLetters[] =
     "COPY audit.dead_letters (kafka_topic, kafka_partition, kafka_offset, kafka_timestamp,"
@@ -81,7 +88,7 @@ std::string ExtensionsJson(const v1::Event& e) {
 }
 
 void WriteEvent(const EventEntry& entry, int64_t position, int64_t recorded_micros,
-                pg::BinaryCopyWriter* w) {
+                const Sha256Digest& leaf, const Sha256Digest& chain, pg::BinaryCopyWriter* w) {
   const v1::Event& e = *entry.event;
   w->StartRow(kEventColumns);
   w->Int64(position);
@@ -123,6 +130,8 @@ void WriteEvent(const EventEntry& entry, int64_t position, int64_t recorded_micr
   w->Int32(entry.record->partition);
   w->Int64(entry.record->offset);
   w->Bytea(DigestBytes(entry.content_hash));
+  w->Bytea(DigestBytes(leaf));
+  w->Bytea(DigestBytes(chain));
 }
 
 void WriteDeadLetter(const DeadLetterEntry& dl, std::optional<int64_t> conflicting_position,
@@ -212,6 +221,7 @@ absl::StatusOr<AppendResult> PgEventStore::Append(const AppendBatch& batch) {
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
   absl::StatusOr<AppendResult> result = AppendInTransaction(batch);
   if (!result.ok()) {
+    frontier_.reset();  // a COMMIT that failed may still have committed
     if (PQstatus(conn_.get()) == CONNECTION_OK) {
       (void)pg::Exec(conn_.get(), "ROLLBACK");
     }
@@ -232,6 +242,28 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   if (!begun.ok()) return begun.status();
   const int64_t head = pg::Int64Value(begun->get(), 0, 0);
   const int64_t now_micros = pg::Int64Value(begun->get(), 0, 1);
+  Sha256Digest chain;
+  {
+    absl::StatusOr<std::string> bytes = pg::DecodeByteaHex(pg::Value(begun->get(), 0, 2));
+    if (!bytes.ok() || !DigestFromBytes(*bytes, &chain)) {
+      return absl::InternalError("audit.begin_append() returned a malformed head_chain_hash");
+    }
+  }
+  // The tree's frontier at the head: cached from our last commit unless another writer
+  // appended since, in which case it is rebuilt from the stored subtrees.
+  if (!frontier_.has_value() || frontier_->size() != static_cast<uint64_t>(head)) {
+    frontier_.reset();
+    PgSubtrees subtrees(conn);
+    absl::StatusOr<merkle::Frontier> f =
+        merkle::Frontier::Of(static_cast<uint64_t>(head), subtrees.AsFn());
+    if (!f.ok()) {
+      return absl::InternalError(absl::StrCat("cannot rebuild the Merkle frontier at head ", head,
+                                              ": ", f.status().message()));
+    }
+    frontier_ = *std::move(f);
+  }
+  merkle::Frontier frontier = *frontier_;
+  std::vector<merkle::Frontier::Node> completed;
 
   // Which (source, id) pairs are stored already, with which content.
   absl::flat_hash_map<EventKey, Known> known;
@@ -268,7 +300,12 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
     const EventKey key{entry.event->source(), entry.event->id()};
     auto it = known.find(key);
     if (it == known.end()) {
-      WriteEvent(entry, next, now_micros, &events);
+      const Sha256Digest leaf =
+          RecordLeafHash(next, now_micros, entry.record->topic, entry.record->partition,
+                         entry.record->offset, entry.content_hash);
+      chain = ChainHash(chain, leaf);
+      frontier.Append(leaf, kStoredMerkleLevel, &completed);
+      WriteEvent(entry, next, now_micros, leaf, chain, &events);
       known[key] = Known{entry.content_hash, next};
       ++next;
       continue;
@@ -329,7 +366,18 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   if (events.rows() > 0) {
     if (absl::Status s = pg::CopyIn(conn, kCopyEvents, events.Finish()); !s.ok()) return s;
   }
+  if (!completed.empty()) {
+    pg::BinaryCopyWriter nodes;
+    for (const merkle::Frontier::Node& n : completed) {
+      nodes.StartRow(3);
+      nodes.Int16(static_cast<int16_t>(n.level));
+      nodes.Int64(static_cast<int64_t>(n.index));
+      nodes.Bytea(DigestBytes(n.hash));
+    }
+    if (absl::Status s = pg::CopyIn(conn, kCopyMerkleNodes, nodes.Finish()); !s.ok()) return s;
+  }
   if (absl::StatusOr<pg::ResultPtr> c = pg::Exec(conn, "COMMIT"); !c.ok()) return c.status();
+  frontier_ = std::move(frontier);
   if (result.appended > 0) {
     result.first_position = head + 1;
     result.last_position = head + result.appended;

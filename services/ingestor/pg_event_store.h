@@ -4,8 +4,12 @@
 //   1. SELECT * FROM audit.begin_append()    -- waits for the append lock; head + clock
 //   2. look up the batch's (source, id) pairs -- one statement, under the lock
 //   3. look up already dead-lettered messages -- only if the batch has dead letters
-//   4. COPY dead letters, COPY events (binary) with positions head+1.. and one recorded_at
-//   5. COMMIT                                 -- the trigger checks continuity, NOTIFYs
+//   4. COPY dead letters, COPY events (binary) with positions head+1.., one recorded_at, and
+//      their leaf and chain hashes; COPY the Merkle subtrees of >= 256 leaves they complete
+//   5. COMMIT                                 -- the trigger checks continuity and the chain,
+//                                                moves the head, NOTIFYs
+// The Merkle frontier (one hash per set bit of the log's size) is cached between batches and
+// rebuilt from audit.merkle_nodes whenever another writer moved the head.
 // Because every writer holds the lock from step 1 to the commit, positions are gapless and
 // commit in order, and the duplicate check cannot race another ingestor.
 //
@@ -15,9 +19,11 @@
 #define SERVICES_INGESTOR_PG_EVENT_STORE_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "audit/merkle.h"
 #include "services/common/pg.h"
 #include "services/ingestor/event_sink.h"
 
@@ -45,6 +51,7 @@ class PgEventStore : public EventSink {
 
   Options options_;
   pg::ConnPtr conn_;
+  std::optional<merkle::Frontier> frontier_;  // at the head we last committed
 };
 
 }  // namespace audit::ingestor

@@ -1,5 +1,6 @@
 #include "services/ingestor/pg_event_store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -9,8 +10,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "audit/envelope.h"
+#include "audit/merkle.h"
+#include "audit/record.h"
 #include "audit/test_events.h"
 #include "gtest/gtest.h"
+#include "services/common/event_rows.h"
 #include "services/common/pg.h"
 #include "tests/fixtures/postgres_test.h"
 
@@ -64,6 +68,41 @@ class PgEventStoreTest : public testing::PostgresTest<> {
     PgEventStore::Options o;
     o.url = server_->Url(db_, "ingestor");
     return std::make_unique<PgEventStore>(o);
+  }
+
+  // Recomputes every event's leaf and chain hash from its columns and every stored Merkle
+  // subtree from those leaves; the store must hold exactly these (no node missing, none extra).
+  void ExpectHashesAndNodesMatchRecomputation() {
+    pg::ConnPtr c = Connect("reader");
+    ASSERT_NE(c, nullptr);
+    const std::string sql =
+        absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events ORDER BY position");
+    absl::StatusOr<pg::ResultPtr> r = pg::Exec(c.get(), sql.c_str());
+    ASSERT_TRUE(r.ok()) << r.status();
+    Sha256Digest chain = kGenesisChainHash;
+    merkle::Frontier frontier;
+    std::vector<merkle::Frontier::Node> expected_nodes;
+    for (int i = 0; i < PQntuples(r->get()); ++i) {
+      absl::StatusOr<v1::StoredEvent> e = StoredEventFromRow(r->get(), i);
+      ASSERT_TRUE(e.ok()) << e.status();
+      ASSERT_EQ(e->position(), i + 1);
+      const Sha256Digest leaf = RecomputeLeafHash(*e);
+      chain = ChainHash(chain, leaf);
+      ASSERT_EQ(e->leaf_hash(), DigestBytes(leaf)) << "position " << e->position();
+      ASSERT_EQ(e->chain_hash(), DigestBytes(chain)) << "position " << e->position();
+      frontier.Append(leaf, 8, &expected_nodes);
+    }
+    std::vector<std::string> expected;
+    for (const auto& n : expected_nodes) {
+      expected.push_back(absl::StrCat(n.level, "/", n.index, "/", HexDigest(n.hash)));
+    }
+    std::sort(expected.begin(), expected.end());
+    std::vector<std::string> stored = Query(
+        "SELECT level || '/' || node_index || '/' || encode(hash, 'hex') FROM audit.merkle_nodes");
+    std::sort(stored.begin(), stored.end());
+    EXPECT_EQ(stored, expected);
+    EXPECT_EQ(Query("SELECT encode(chain_hash, 'hex') FROM audit.append_head")[0],
+              HexDigest(chain));
   }
 };
 
@@ -255,6 +294,52 @@ TEST_F(PgEventStoreTest, ConcurrentWritersNeverLetAFollowerSkipAPosition) {
   EXPECT_EQ(Query("SELECT count(*) FROM (SELECT recorded_at < lag(recorded_at) OVER (ORDER BY "
                   "position) AS back FROM audit.events) x WHERE back")[0],
             "0");
+  // The writers' cached Merkle frontiers were invalidated by each other's appends.
+  ExpectHashesAndNodesMatchRecomputation();
+}
+
+TEST_F(PgEventStoreTest, HashesAndMerkleNodesFollowTheLogAcrossWritersAndBatchSizes) {
+  auto a = Store();
+  auto b = Store();
+  int64_t offset = 0;
+  // Batch sizes that straddle tile (256) and node boundaries; two writers take turns, so each
+  // must rebuild its frontier from the stored nodes; a duplicate-only batch appends nothing.
+  for (int size : {1, 254, 1, 300, 1000, 255, 1, 1, 236, 512, 3}) {
+    BatchBuilder batch;
+    for (int i = 0; i < size; ++i) {
+      batch.AddEvent(MakeValidEvent(absl::StrCat("e", offset)), offset);
+      ++offset;
+    }
+    absl::StatusOr<AppendResult> r = (offset % 2 ? a : b)->Append(batch.batch());
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->appended, size);
+  }
+  BatchBuilder again;
+  again.AddEvent(MakeValidEvent("e7"), 7);
+  ASSERT_TRUE(a->Append(again.batch()).ok());
+  ASSERT_EQ(Count("audit.events"), offset);
+  ExpectHashesAndNodesMatchRecomputation();
+  EXPECT_EQ(Query("SELECT max(level) FROM audit.merkle_nodes")[0], "11");
+}
+
+TEST_F(PgEventStoreTest, ABrokenChainIsRefusedByTheDatabase) {
+  // A writer that ignores begin_append()'s chain hash cannot commit.
+  pg::ConnPtr c = Connect("ingestor");
+  ASSERT_NE(c, nullptr);
+  auto store = Store();
+  BatchBuilder first;
+  first.AddEvent(MakeValidEvent("e1"), 1);
+  ASSERT_TRUE(store->Append(first.batch()).ok());
+  absl::StatusOr<pg::ResultPtr> r = pg::Exec(
+      c.get(),
+      "BEGIN; SELECT * FROM audit.begin_append();"
+      " INSERT INTO audit.events (position, event_id, source, type, spec_version, subject,"
+      " occurred_at, recorded_at, kafka_topic, kafka_partition, kafka_offset, content_hash,"
+      " leaf_hash, chain_hash) VALUES (2, 'e2', '/s', 't', '1.0', 'x', now(), clock_timestamp(),"
+      " 'orders.events', 1, 2, sha256('a'), sha256('b'), sha256('c'))");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(pg::SqlStateOf(r.status()), "AU001") << r.status();
+  EXPECT_NE(r.status().message().find("chain hash"), std::string::npos) << r.status();
 }
 
 }  // namespace
