@@ -205,7 +205,7 @@ CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON audit.checkpoints
   FOR EACH STATEMENT EXECUTE FUNCTION audit.reject_mutation();
 
 -- The ingestor appends nodes with its events and runs the checkpointer.
-GRANT SELECT (leaf_hash, chain_hash) ON audit.events TO audit_writer;
+GRANT SELECT (leaf_hash, chain_hash, recorded_at) ON audit.events TO audit_writer;
 GRANT SELECT, INSERT ON audit.merkle_nodes, audit.checkpoints TO audit_writer;
 GRANT SELECT ON audit.merkle_nodes, audit.checkpoints TO audit_reader;
 GRANT EXECUTE ON FUNCTION audit.record_bytes(bigint, timestamptz, text, integer, bigint, bytea),

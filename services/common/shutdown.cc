@@ -31,6 +31,7 @@ std::unique_ptr<ShutdownSignals> ShutdownSignals::Install() {
 }
 
 void ShutdownSignals::Request() {
+  absl::MutexLock lock(&mu_);  // the signal thread and the program may both request
   if (!requested_.HasBeenNotified()) requested_.Notify();
 }
 

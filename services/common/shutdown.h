@@ -9,6 +9,7 @@
 
 #include <memory>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 
 namespace audit {
@@ -23,6 +24,7 @@ class ShutdownSignals {
 
  private:
   ShutdownSignals() = default;
+  absl::Mutex mu_;
   absl::Notification requested_;
 };
 

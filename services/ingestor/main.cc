@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -14,6 +15,7 @@
 #include "services/common/log.h"
 #include "services/common/pg.h"
 #include "services/common/shutdown.h"
+#include "services/ingestor/checkpointer.h"
 #include "services/ingestor/ingestor.h"
 #include "services/ingestor/kafka_source.h"
 #include "services/ingestor/pg_event_store.h"
@@ -41,6 +43,15 @@ ABSL_FLAG(std::string, kafka_config, "",
 ABSL_FLAG(int, shutdown_grace_ms, 30000,
           "On shutdown, how long a batch may keep retrying an unavailable database.");
 ABSL_FLAG(int, stats_interval_ms, 10000, "How often to log progress counters.");
+ABSL_FLAG(std::string, checkpoint_key_file, "",
+          "Ed25519 private key (PEM, e.g. from `auditctl keygen`) to sign checkpoints with. "
+          "Empty: no checkpoints (events are still hash-chained). docs/VERIFICATION.md.");
+ABSL_FLAG(std::string, checkpoint_previous_key_file, "",
+          "When rotating keys: the key the log was signed with until now, to endorse the "
+          "rotation so that verifiers pinning it accept the new key.");
+ABSL_FLAG(int, checkpoint_interval_ms, 10000, "How often to sign a checkpoint if the log grew.");
+ABSL_FLAG(int, checkpoint_gap_after_ms, 60000,
+          "An event that waited longer than this for a checkpoint is recorded as a gap entry.");
 ABSL_FLAG(std::string, ready_file, "",
           "Write this file once the database answers with the right schema and the consumer has "
           "subscribed (for supervisors such as tools/dev up).");
@@ -90,6 +101,10 @@ int Main(int argc, char** argv) {
                {"kafka_config", "AUDIT_INGESTOR_KAFKA_CONFIG"},
                {"shutdown_grace_ms", "AUDIT_INGESTOR_SHUTDOWN_GRACE_MS"},
                {"stats_interval_ms", "AUDIT_INGESTOR_STATS_INTERVAL_MS"},
+               {"checkpoint_key_file", "AUDIT_CHECKPOINT_KEY_FILE"},
+               {"checkpoint_previous_key_file", "AUDIT_CHECKPOINT_PREVIOUS_KEY_FILE"},
+               {"checkpoint_interval_ms", "AUDIT_CHECKPOINT_INTERVAL_MS"},
+               {"checkpoint_gap_after_ms", "AUDIT_CHECKPOINT_GAP_AFTER_MS"},
                {"ready_file", "AUDIT_INGESTOR_READY_FILE"}});
   const std::string brokers = absl::GetFlag(FLAGS_kafka_brokers);
   const std::string url = absl::GetFlag(FLAGS_pg_url);
@@ -108,6 +123,42 @@ int Main(int argc, char** argv) {
   if (!extra.ok()) {
     std::fprintf(stderr, "%s\n", std::string(extra.status().message()).c_str());
     return 2;
+  }
+
+  std::optional<Checkpointer::Options> checkpointer_options;
+  if (const std::string key_file = absl::GetFlag(FLAGS_checkpoint_key_file); !key_file.empty()) {
+    absl::StatusOr<SigningKey> key = SigningKey::FromPemFile(key_file);
+    if (!key.ok()) {
+      std::fprintf(stderr, "--checkpoint_key_file: %s\n",
+                   std::string(key.status().message()).c_str());
+      return 2;
+    }
+    checkpointer_options.emplace(Checkpointer::Options{.url = url, .key = *std::move(key)});
+    checkpointer_options->connect.application_name = "audit-checkpointer";
+    if (const std::string previous = absl::GetFlag(FLAGS_checkpoint_previous_key_file);
+        !previous.empty()) {
+      absl::StatusOr<SigningKey> key = SigningKey::FromPemFile(previous);
+      if (!key.ok()) {
+        std::fprintf(stderr, "--checkpoint_previous_key_file: %s\n",
+                     std::string(key.status().message()).c_str());
+        return 2;
+      }
+      checkpointer_options->previous_key = *std::move(key);
+    }
+    if (absl::GetFlag(FLAGS_checkpoint_interval_ms) < 1 ||
+        absl::GetFlag(FLAGS_checkpoint_gap_after_ms) < 1) {
+      std::fprintf(stderr,
+                   "--checkpoint_interval_ms and --checkpoint_gap_after_ms must be positive\n");
+      return 2;
+    }
+    checkpointer_options->interval =
+        absl::Milliseconds(absl::GetFlag(FLAGS_checkpoint_interval_ms));
+    checkpointer_options->gap_after =
+        absl::Milliseconds(absl::GetFlag(FLAGS_checkpoint_gap_after_ms));
+  } else {
+    LogWarning(
+        "no --checkpoint_key_file: events are hash-chained but no checkpoints are signed; "
+        "the log cannot be proven complete until signing starts (a gap entry will say so)");
   }
 
   PgEventStore::Options store_options;
@@ -164,8 +215,16 @@ int Main(int argc, char** argv) {
       .With("group_id", source_options.group_id)
       .With("topics", absl::GetFlag(FLAGS_topics))
       .With("database", pg::RedactUrl(url));
+  std::thread checkpointing;
+  if (checkpointer_options.has_value()) {
+    checkpointing = std::thread([&signals, &checkpointer_options] {
+      Checkpointer(*std::move(checkpointer_options)).Run(signals->requested());
+    });
+  }
   Ingestor ingestor(**source, store, options);
   absl::Status run = ingestor.Run(signals->requested());
+  signals->Request();  // stops the checkpointer if the ingestor stopped on its own
+  if (checkpointing.joinable()) checkpointing.join();
   absl::Status closed = (*source)->Close();
   if (!closed.ok()) LogWarning("leaving the consumer group failed").With(closed);
   if (!run.ok()) {
