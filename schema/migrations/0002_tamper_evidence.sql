@@ -73,6 +73,7 @@ CREATE TABLE audit.checkpoints (
   CONSTRAINT checkpoints_hashes CHECK (octet_length(root_hash) = 32
     AND octet_length(chain_hash) = 32 AND octet_length(previous_signature_hash) = 32)
 );
+CREATE INDEX checkpoints_tree_size ON audit.checkpoints (tree_size);
 COMMENT ON TABLE audit.checkpoints IS
   'Signed checkpoints of the log (docs/VERIFICATION.md); copies belong outside the database.';
 

@@ -60,6 +60,16 @@ absl::StatusOr<std::optional<v1::Checkpoint>> LatestCheckpoint(PGconn* conn) {
   return std::optional<v1::Checkpoint>(*std::move(c));
 }
 
+absl::StatusOr<v1::Checkpoint> RequireLatestCheckpoint(PGconn* conn) {
+  absl::StatusOr<std::optional<v1::Checkpoint>> c = LatestCheckpoint(conn);
+  if (!c.ok()) return c.status();
+  if (!c->has_value()) {
+    return absl::NotFoundError(
+        "no checkpoint has been signed yet (run an ingestor with --checkpoint_key_file)");
+  }
+  return **std::move(c);
+}
+
 absl::Status InsertCheckpoint(PGconn* conn, const v1::Checkpoint& c) {
   const auto hex = [](const std::string& b) { return pg::EncodeByteaHex(b); };
   const int kind = static_cast<int>(c.kind());

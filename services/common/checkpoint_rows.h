@@ -26,6 +26,9 @@ absl::StatusOr<v1::Checkpoint> CheckpointFromRow(const PGresult* result, int row
 // The checkpoint log's newest entry; nullopt when it is empty.
 absl::StatusOr<std::optional<v1::Checkpoint>> LatestCheckpoint(PGconn* conn);
 
+// The newest checkpoint; NOT_FOUND (saying how to turn signing on) before the first.
+absl::StatusOr<v1::Checkpoint> RequireLatestCheckpoint(PGconn* conn);
+
 // Inserts `c` (every field set, signature included). The primary key refuses a seq that
 // another writer took first (SQLSTATE 23505).
 absl::Status InsertCheckpoint(PGconn* conn, const v1::Checkpoint& c);

@@ -8,57 +8,9 @@
 #include "services/common/grpc_status.h"
 #include "services/common/log.h"
 #include "services/query/request_validation.h"
+#include "services/query/unary_reactor.h"
 
 namespace audit::query {
-namespace {
-
-// The status for a call that stopped early. Takes the call's deadline, captured while the call
-// was live: a ServerContext must not be touched after the call is done.
-grpc::Status Cancelled(std::chrono::system_clock::time_point deadline) {
-  if (deadline <= std::chrono::system_clock::now()) {
-    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded");
-  }
-  return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
-}
-
-// A unary call run on the executor. The reactor lives until gRPC calls OnDone, which happens
-// only after Finish; the task calls Finish exactly once.
-template <typename Request, typename Response, typename Fn>
-grpc::ServerUnaryReactor* RunUnary(DbExecutor* executor, grpc::CallbackServerContext* ctx,
-                                   const Request* request, Response* response, Fn fn) {
-  class Reactor : public grpc::ServerUnaryReactor {
-   public:
-    void OnCancel() override { token->Cancel(); }
-    void OnDone() override { delete this; }
-    std::shared_ptr<CancelToken> token = std::make_shared<CancelToken>();
-  };
-  auto* reactor = new Reactor();
-  std::shared_ptr<CancelToken> token = reactor->token;
-  const auto deadline = ctx->deadline();
-  absl::Status submitted = executor->Submit(
-      [reactor, token, deadline, request, response, fn](absl::StatusOr<PGconn*> conn) {
-        if (token->cancelled()) {
-          reactor->Finish(Cancelled(deadline));
-          return;
-        }
-        absl::StatusOr<Response> result =
-            conn.ok() ? fn(*conn, *request) : absl::StatusOr<Response>(conn.status());
-        if (token->cancelled()) {
-          reactor->Finish(Cancelled(deadline));
-        } else if (result.ok()) {
-          *response = *std::move(result);
-          reactor->Finish(grpc::Status::OK);
-        } else {
-          reactor->Finish(ToGrpcStatus(result.status()));
-        }
-      },
-      token);
-  if (!submitted.ok()) reactor->Finish(ToGrpcStatus(submitted));
-  return reactor;
-}
-
-}  // namespace
-
 // One replay stream. References: one for gRPC (released in OnDone), one per scheduled task or
 // registered head waiter; the last release deletes the reactor.
 class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResponse> {

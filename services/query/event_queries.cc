@@ -11,8 +11,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "audit/json.h"
+#include "audit/merkle.h"
 #include "audit/rfc3339.h"
+#include "services/common/checkpoint_rows.h"
 #include "services/common/event_rows.h"
+#include "services/common/merkle_store.h"
 #include "services/common/pg.h"
 #include "services/query/request_validation.h"
 
@@ -339,6 +342,12 @@ absl::StatusOr<ReplayPlan> EventQueries::PlanReplay(PGconn* conn,
     if (!head.ok()) return head.status();
     plan.stop_at = *head;
   }
+  if (r.with_proofs()) {
+    absl::StatusOr<v1::Checkpoint> c = RequireLatestCheckpoint(conn);
+    if (!c.ok()) return c.status();
+    plan.stop_at = c->tree_size();
+    plan.checkpoint = *std::move(c);
+  }
   return plan;
 }
 
@@ -378,6 +387,23 @@ absl::StatusOr<v1::ReplayEventsResponse> EventQueries::ReadReplayFrame(PGconn* c
     frame.set_last_position(std::max(after, bound));
   }
   frame.set_caught_up(frame.last_position() >= std::min(head, plan.stop_at));
+  if (plan.checkpoint.has_value()) {
+    if (after == plan.start_after) *frame.mutable_checkpoint() = *plan.checkpoint;
+    if (!frame.events().empty()) {
+      const uint64_t first = static_cast<uint64_t>(frame.events(0).position());
+      const uint64_t last = static_cast<uint64_t>(frame.events(frame.events_size() - 1).position());
+      PgSubtrees subtrees(conn);
+      absl::StatusOr<std::vector<Sha256Digest>> proof = merkle::RangeProof(
+          first - 1, last, static_cast<uint64_t>(plan.checkpoint->tree_size()), subtrees.AsFn());
+      if (!proof.ok()) {
+        return absl::DataLossError(absl::StrCat("the store cannot prove positions ", first, "..",
+                                                last, ": ", proof.status().message()));
+      }
+      v1::RangeProof* p = frame.mutable_proof();
+      p->set_tree_size(plan.checkpoint->tree_size());
+      for (const Sha256Digest& h : *proof) p->add_hashes(std::string(DigestBytes(h)));
+    }
+  }
   return frame;
 }
 

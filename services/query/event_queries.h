@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "audit/v1/audit_service.pb.h"
@@ -26,6 +27,8 @@ struct ReplayPlan {
   int frame_events = 500;
   bool follow = false;
   v1::EventFilter filter;
+  // With with_proofs: the checkpoint the replay ends at and every frame is proven against.
+  std::optional<v1::Checkpoint> checkpoint;
 };
 
 class EventQueries {
@@ -51,7 +54,9 @@ class EventQueries {
   absl::StatusOr<ReplayPlan> PlanReplay(PGconn* conn, const v1::ReplayEventsRequest& r) const;
 
   // The next frame after position `after`: matching events in order, last_position (every
-  // position up to it considered) and caught_up (reached the head, or the plan's stop).
+  // position up to it considered) and caught_up (reached the head, or the plan's stop). With
+  // a checkpoint in the plan, a RangeProof of the events, and the checkpoint itself in the
+  // frame starting at the plan's start.
   absl::StatusOr<v1::ReplayEventsResponse> ReadReplayFrame(PGconn* conn, const ReplayPlan& plan,
                                                            int64_t after) const;
 

@@ -4,10 +4,12 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "audit/signing.h"
 #include "services/common/config.h"
 #include "services/common/log.h"
 #include "services/common/pg.h"
@@ -23,6 +25,9 @@ ABSL_FLAG(int, max_streams, 100, "Open replay streams before RESOURCE_EXHAUSTED.
 ABSL_FLAG(std::string, page_token_secret_file, "",
           "File with the HMAC key for page tokens (share it between replicas); random per "
           "process if unset.");
+ABSL_FLAG(std::vector<std::string>, trusted_key_files, {},
+          "Comma-separated Ed25519 public keys (PEM) that ProofService.VerifyRange trusts; "
+          "without them it trusts the checkpoint log's first key on first use.");
 ABSL_FLAG(std::string, ready_file, "", "Write the listening address here once serving.");
 ABSL_FLAG(int, shutdown_grace_ms, 5000, "On SIGTERM, how long calls in progress may finish.");
 
@@ -38,6 +43,7 @@ int Main(int argc, char** argv) {
                {"max_queue", "AUDIT_SERVER_MAX_QUEUE"},
                {"max_streams", "AUDIT_SERVER_MAX_STREAMS"},
                {"page_token_secret_file", "AUDIT_SERVER_PAGE_TOKEN_SECRET_FILE"},
+               {"trusted_key_files", "AUDIT_SERVER_TRUSTED_KEY_FILES"},
                {"ready_file", "AUDIT_SERVER_READY_FILE"},
                {"shutdown_grace_ms", "AUDIT_SERVER_SHUTDOWN_GRACE_MS"}});
   QueryServerOptions options;
@@ -59,6 +65,15 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "--page_token_secret_file must name a readable file of >= 16 bytes\n");
       return 2;
     }
+  }
+  for (const std::string& path : absl::GetFlag(FLAGS_trusted_key_files)) {
+    absl::StatusOr<std::string> key = PublicKeyFromPemFile(path);
+    if (!key.ok()) {
+      std::fprintf(stderr, "--trusted_key_files: %s: %s\n", path.c_str(),
+                   std::string(key.status().message()).c_str());
+      return 2;
+    }
+    options.trusted_keys.push_back(*std::move(key));
   }
   LogInfo("query server starting")
       .With("listen", options.listen)

@@ -52,12 +52,15 @@ absl::StatusOr<std::unique_ptr<QueryServer>> QueryServer::Start(QueryServerOptio
   s->audit_ = std::make_unique<AuditServiceImpl>(
       s->executor_.get(), s->watcher_.get(), s->queries_.get(),
       AuditServiceImpl::Limits{.max_streams = options.max_streams});
+  s->proof_queries_ = std::make_unique<ProofQueries>(s->tokens_.get(), options.trusted_keys);
+  s->proofs_ = std::make_unique<ProofServiceImpl>(s->executor_.get(), s->proof_queries_.get());
   s->health_ = std::make_unique<HealthServiceImpl>(s->watcher_.get());
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->audit_.get());
+  builder.RegisterService(s->proofs_.get());
   builder.RegisterService(s->health_.get());
   // Notice dead peers of long replays; let clients keep idle connections alive.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);

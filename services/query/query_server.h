@@ -1,4 +1,5 @@
-// The query/replay server: AuditService, the standard health service and server reflection
+// The query/replay server: AuditService, ProofService, the standard health service and server
+// reflection
 // (so grpcurl can list, describe and call everything without proto files).
 //
 //   auto server = QueryServer::Start({.listen = "127.0.0.1:0", .pg_url = url});
@@ -15,6 +16,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -24,6 +26,8 @@
 #include "services/query/head_watcher.h"
 #include "services/query/health_service.h"
 #include "services/query/page_token.h"
+#include "services/query/proof_queries.h"
+#include "services/query/proof_service.h"
 
 namespace audit::query {
 
@@ -37,6 +41,8 @@ struct QueryServerOptions {
   // restart or move between replicas).
   std::string page_token_secret;
   absl::Duration head_poll = absl::Seconds(1);
+  // Raw Ed25519 public keys ProofService.VerifyRange pins (empty: trust on first use).
+  std::vector<std::string> trusted_keys;
 };
 
 class QueryServer {
@@ -64,6 +70,8 @@ class QueryServer {
   std::unique_ptr<PageTokenCodec> tokens_;
   std::unique_ptr<EventQueries> queries_;
   std::unique_ptr<AuditServiceImpl> audit_;
+  std::unique_ptr<ProofQueries> proof_queries_;
+  std::unique_ptr<ProofServiceImpl> proofs_;
   std::unique_ptr<HealthServiceImpl> health_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

@@ -147,6 +147,15 @@ absl::Status Validate(const v1::ReplayEventsRequest& r) {
     }
   }
   if (absl::Status s = ValidateFilter(r.filter(), "filter"); !s.ok()) return s;
+  if (r.with_proofs() && r.follow()) {
+    return Invalid("with_proofs",
+                   "cannot be combined with follow: proofs are against a fixed checkpoint (replay "
+                   "with proofs up to it, then follow from its tree size)");
+  }
+  if (r.with_proofs() && r.has_filter() && r.filter().ByteSizeLong() > 0) {
+    return Invalid("with_proofs",
+                   "cannot be combined with a filter: a proven range holds every event in it");
+  }
   if (r.max_events_per_frame() < 0 || r.max_events_per_frame() > kMaxFrameEvents) {
     return Invalid("max_events_per_frame",
                    absl::StrCat("must be between 1 and ", kMaxFrameEvents, " (or 0 for ",
