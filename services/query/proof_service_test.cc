@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "audit/audit_client.h"
 #include "audit/checkpoint.h"
 #include "audit/merkle.h"
 #include "audit/record.h"
@@ -338,6 +339,52 @@ TEST_F(ProofServiceTest, AReplayWithProofsProvesEveryFrameUpToTheCheckpoint) {
   v1::ReplayEventsResponse shortened = frames[1];
   shortened.mutable_events()->DeleteSubrange(99, 1);
   EXPECT_FALSE(VerifyReplayFrame(shortened, frames[0].checkpoint()).ok());
+}
+
+TEST_F(ProofServiceTest, TheSdkProvesEventsAndReplaysAgainstItsAnchor) {
+  AuditClient client(MakeAuditConnection({.target = query_server_->address()}));
+  Seed(300);
+  Sign();
+  LogAnchor anchor({key_.public_key()});
+  absl::StatusOr<v1::StoredEvent> e = client.GetProvenEvent(123, &anchor);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->event().id(), "e122");
+  EXPECT_EQ(anchor.checkpoint()->tree_size(), 300);
+
+  Seed(211);
+  Sign();
+  v1::ReplayEventsRequest r;
+  r.set_after_position(250);
+  r.set_max_events_per_frame(64);
+  ReplayStream replay = client.Replay(r, {.verify_with = &anchor});
+  int64_t next = 251;
+  while (true) {
+    absl::StatusOr<std::optional<v1::StoredEvent>> got = replay.Next();
+    ASSERT_TRUE(got.ok()) << got.status();
+    if (!got->has_value()) break;
+    ASSERT_EQ((*got)->position(), next++);
+  }
+  EXPECT_EQ(next - 1, 511);
+  EXPECT_EQ(anchor.checkpoint()->tree_size(), 511) << "advanced with a consistency proof";
+
+  // The database is rewritten under the server: the SDK refuses what it cannot prove.
+  Tamper("UPDATE audit.events SET subject = 'order-rewritten' WHERE position = 400");
+  ReplayStream tampered = client.Replay(r, {.verify_with = &anchor});
+  absl::Status end;
+  int delivered = 0;
+  while (true) {
+    absl::StatusOr<std::optional<v1::StoredEvent>> got = tampered.Next();
+    if (!got.ok()) {
+      end = got.status();
+      break;
+    }
+    if (!got->has_value()) break;
+    ++delivered;
+    EXPECT_LT((*got)->position(), 400);
+  }
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss) << end;
+  EXPECT_LT(delivered, 400 - 250);
+  EXPECT_EQ(client.GetProvenEvent(400, &anchor).status().code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -2,13 +2,74 @@
 
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace audit {
 
 ReplayStream::ReplayStream(std::shared_ptr<AuditConnection> connection,
                            v1::ReplayEventsRequest request, ReplayOptions options)
-    : connection_(std::move(connection)), request_(std::move(request)), options_(options) {}
+    : connection_(std::move(connection)), request_(std::move(request)), options_(options) {
+  if (options_.verify_with != nullptr) {
+    request_.set_with_proofs(true);
+    if (request_.start_case() == v1::ReplayEventsRequest::kAfterPosition) {
+      next_expected_ = request_.after_position() + 1;
+    } else if (request_.start_case() == v1::ReplayEventsRequest::START_NOT_SET) {
+      next_expected_ = 1;
+    }
+  }
+}
+
+absl::Status ReplayStream::VerifyFrame(const v1::ReplayEventsResponse& frame) {
+  LogAnchor& anchor = *options_.verify_with;
+  if (frame.has_checkpoint()) {
+    // A (re)opened stream: its checkpoint must extend what the anchor trusts.
+    std::vector<std::string> proof;
+    const std::optional<v1::Checkpoint>& trusted = anchor.checkpoint();
+    if (trusted.has_value() && trusted->tree_size() > 0 &&
+        frame.checkpoint().tree_size() > trusted->tree_size()) {
+      v1::GetConsistencyProofRequest r;
+      r.set_first_tree_size(trusted->tree_size());
+      r.set_second_tree_size(frame.checkpoint().tree_size());
+      absl::StatusOr<v1::GetConsistencyProofResponse> p = connection_->GetConsistencyProof(r);
+      if (!p.ok()) return p.status();
+      proof.assign(p->hashes().begin(), p->hashes().end());
+    }
+    if (absl::Status s = anchor.Advance(frame.checkpoint(), proof); !s.ok()) {
+      return absl::DataLossError(absl::StrCat("replay not proven: ", s.message()));
+    }
+    checkpoint_ = frame.checkpoint();
+  }
+  if (!checkpoint_.has_value()) {
+    return absl::DataLossError("replay not proven: the server sent no checkpoint");
+  }
+  if (frame.events().empty()) return absl::OkStatus();
+  const int64_t first = frame.events(0).position();
+  if (next_expected_ == 0) next_expected_ = first;  // from_recorded_time: proven from here
+  // Positions already delivered may come again after a resume; anything beyond the next due
+  // position is a gap.
+  if (next_expected_ != 0 && first > next_expected_) {
+    return absl::DataLossError(absl::StrCat("replay not proven: positions ", next_expected_, "..",
+                                            first - 1, " were skipped"));
+  }
+  if (absl::Status s = VerifyReplayFrame(frame, *checkpoint_); !s.ok()) {
+    return absl::DataLossError(absl::StrCat("replay not proven: ", s.message()));
+  }
+  next_expected_ = std::max(next_expected_, frame.events(frame.events_size() - 1).position() + 1);
+  return absl::OkStatus();
+}
+
+absl::Status ReplayStream::VerifyComplete() const {
+  if (!checkpoint_.has_value()) {
+    return absl::DataLossError("replay not proven: the server sent no checkpoint");
+  }
+  if (next_expected_ != 0 && next_expected_ <= checkpoint_->tree_size()) {
+    return absl::DataLossError(absl::StrCat(
+        "replay not proven complete: it ended before position ", next_expected_,
+        " but checkpoint seq ", checkpoint_->seq(), " covers ", checkpoint_->tree_size()));
+  }
+  return absl::OkStatus();
+}
 
 void ReplayStream::Cancel() {
   cancelled_ = true;
@@ -41,6 +102,13 @@ absl::StatusOr<std::optional<v1::StoredEvent>> ReplayStream::Next() {
     if (done_) return std::optional<v1::StoredEvent>();
     if (reader_ == nullptr) Reopen().IgnoreError();
     absl::StatusOr<std::optional<v1::ReplayEventsResponse>> frame = reader_->Next();
+    if (frame.ok() && frame->has_value() && options_.verify_with != nullptr) {
+      if (absl::Status s = VerifyFrame(**frame); !s.ok()) {
+        done_ = true;  // nothing more from this server is delivered
+        buffer_.clear();
+        return s;
+      }
+    }
     if (frame.ok() && frame->has_value()) {
       failures = 0;
       backoff = options_.initial_backoff;
@@ -57,6 +125,12 @@ absl::StatusOr<std::optional<v1::StoredEvent>> ReplayStream::Next() {
     }
     if (frame.ok()) {  // the server ended the stream normally
       if (!request_.follow()) {
+        if (options_.verify_with != nullptr) {
+          if (absl::Status s = VerifyComplete(); !s.ok()) {
+            done_ = true;
+            return s;
+          }
+        }
         done_ = true;
         continue;
       }
@@ -78,6 +152,69 @@ absl::StatusOr<std::optional<v1::StoredEvent>> ReplayStream::Next() {
     ++reconnects_;
     Reopen().IgnoreError();
   }
+}
+
+absl::StatusOr<v1::Checkpoint> AuditClient::LatestCheckpoint() const {
+  absl::StatusOr<v1::GetLatestCheckpointResponse> r =
+      connection_->GetLatestCheckpoint(v1::GetLatestCheckpointRequest());
+  if (!r.ok()) return r.status();
+  return std::move(*r->mutable_checkpoint());
+}
+
+absl::StatusOr<std::vector<v1::Checkpoint>> AuditClient::ListAllCheckpoints() const {
+  std::vector<v1::Checkpoint> out;
+  v1::ListCheckpointsRequest r;
+  r.set_page_size(1000);
+  do {
+    absl::StatusOr<v1::ListCheckpointsResponse> page = connection_->ListCheckpoints(r);
+    if (!page.ok()) return page.status();
+    for (v1::Checkpoint& c : *page->mutable_checkpoints()) out.push_back(std::move(c));
+    r.set_page_token(page->next_page_token());
+  } while (!r.page_token().empty());
+  return out;
+}
+
+absl::StatusOr<v1::Checkpoint> AuditClient::VerifyLatestCheckpoint(LogAnchor* anchor) const {
+  absl::StatusOr<v1::Checkpoint> latest = LatestCheckpoint();
+  if (!latest.ok()) return latest.status();
+  std::vector<std::string> proof;
+  const std::optional<v1::Checkpoint>& trusted = anchor->checkpoint();
+  if (trusted.has_value() && trusted->tree_size() > 0 &&
+      latest->tree_size() > trusted->tree_size()) {
+    v1::GetConsistencyProofRequest r;
+    r.set_first_tree_size(trusted->tree_size());
+    r.set_second_tree_size(latest->tree_size());
+    absl::StatusOr<v1::GetConsistencyProofResponse> p = connection_->GetConsistencyProof(r);
+    if (!p.ok()) return p.status();
+    proof.assign(p->hashes().begin(), p->hashes().end());
+  }
+  if (absl::Status s = anchor->Advance(*latest, proof); !s.ok()) return s;
+  return latest;
+}
+
+absl::StatusOr<v1::StoredEvent> AuditClient::GetProvenEvent(int64_t position,
+                                                            LogAnchor* anchor) const {
+  absl::StatusOr<v1::Checkpoint> latest = VerifyLatestCheckpoint(anchor);
+  if (!latest.ok()) return latest.status();
+  v1::GetInclusionProofRequest r;
+  r.set_position(position);
+  r.set_tree_size(latest->tree_size());
+  absl::StatusOr<v1::GetInclusionProofResponse> proof = connection_->GetInclusionProof(r);
+  if (!proof.ok()) return proof.status();
+  if (absl::Status s = anchor->VerifyInclusion(*proof); !s.ok()) return s;
+  if (proof->event().position() != position) {
+    return absl::DataLossError(
+        absl::StrCat("asked for position ", position, ", got ", proof->event().position()));
+  }
+  return std::move(*proof->mutable_event());
+}
+
+absl::StatusOr<v1::VerifyRangeResponse> AuditClient::VerifyRangeOnServer(
+    int64_t first_position, int64_t last_position) const {
+  v1::VerifyRangeRequest r;
+  r.set_first_position(first_position);
+  r.set_last_position(last_position);
+  return connection_->VerifyRange(r);
 }
 
 absl::StatusOr<v1::StoredEvent> AuditClient::GetEvent(int64_t position) const {

@@ -5,7 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "audit/checkpoint.h"
+#include "audit/merkle.h"
 #include "audit/mocks/mock_audit_connection.h"
+#include "audit/record.h"
+#include "audit/test_log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -138,6 +142,86 @@ TEST(ReplayStreamTest, FollowingReplayReconnectsWhenTheServerEndsTheStream) {
   absl::Status end;
   EXPECT_EQ(Drain(stream, &end), (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(end.code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Verified replays: frames built from a correct log with real range proofs.
+class VerifiedReplayTest : public ::testing::Test {
+ protected:
+  v1::ReplayEventsResponse ProvenFrame(int64_t first, int64_t last, bool with_checkpoint) {
+    v1::ReplayEventsResponse f;
+    for (int64_t p = first; p <= last; ++p) *f.add_events() = log_.events[p - 1];
+    f.set_last_position(last);
+    f.set_caught_up(last == checkpoint().tree_size());
+    std::vector<Sha256Digest> leaves;
+    for (const auto& e : log_.events) leaves.push_back(RecomputeLeafHash(e));
+    const std::vector<Sha256Digest> proof =
+        *merkle::RangeProof(first - 1, last, checkpoint().tree_size(), merkle::SubtreesOf(leaves));
+    f.mutable_proof()->set_tree_size(checkpoint().tree_size());
+    for (const Sha256Digest& h : proof) f.mutable_proof()->add_hashes(std::string(DigestBytes(h)));
+    if (with_checkpoint) *f.mutable_checkpoint() = checkpoint();
+    return f;
+  }
+  const v1::Checkpoint& checkpoint() const { return log_.checkpoints.back(); }  // tree 90
+
+  std::vector<int64_t> Run(std::deque<Step> steps, absl::Status* end,
+                           v1::ReplayEventsRequest* sent = nullptr) {
+    auto conn = std::make_shared<MockAuditConnection>();
+    EXPECT_CALL(*conn, ReplayEvents(_)).WillOnce([steps, sent](const v1::ReplayEventsRequest& r) {
+      if (sent != nullptr) *sent = r;
+      return std::make_unique<ScriptedReader>(steps);
+    });
+    ReplayOptions o = Fast();
+    o.verify_with = &anchor_;
+    ReplayStream stream = AuditClient(conn).Replay(v1::ReplayEventsRequest(), o);
+    return Drain(stream, end);
+  }
+
+  SigningKey key_ = SigningKey::Generate();
+  testing::TestLog log_ = testing::BuildLog(95, 90, key_);
+  LogAnchor anchor_{{key_.public_key()}};
+};
+
+std::vector<int64_t> Range(int64_t first, int64_t last) {
+  std::vector<int64_t> out;
+  for (int64_t p = first; p <= last; ++p) out.push_back(p);
+  return out;
+}
+
+TEST_F(VerifiedReplayTest, AProvenReplayDeliversEverythingAndAdvancesTheAnchor) {
+  absl::Status end;
+  v1::ReplayEventsRequest sent;
+  EXPECT_EQ(Run({ProvenFrame(1, 40, true), ProvenFrame(41, 90, false)}, &end, &sent), Range(1, 90));
+  EXPECT_TRUE(end.ok()) << end;
+  EXPECT_TRUE(sent.with_proofs());
+  EXPECT_EQ(anchor_.checkpoint()->tree_size(), 90);
+}
+
+TEST_F(VerifiedReplayTest, AnAlteredEventFailsBeforeItsFrameIsDelivered) {
+  v1::ReplayEventsResponse bad = ProvenFrame(41, 90, false);
+  bad.mutable_events(7)->mutable_event()->set_subject("order-x");
+  absl::Status end;
+  EXPECT_EQ(Run({ProvenFrame(1, 40, true), bad}, &end), Range(1, 40));
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss) << end;
+}
+
+TEST_F(VerifiedReplayTest, ASkippedRangeOrAnEarlyEndIsCaught) {
+  absl::Status end;
+  EXPECT_EQ(Run({ProvenFrame(1, 40, true), ProvenFrame(51, 90, false)}, &end), Range(1, 40));
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(end.message().find("41..50 were skipped"), std::string::npos) << end;
+  EXPECT_EQ(Run({ProvenFrame(1, 40, true)}, &end), Range(1, 40));
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(end.message().find("ended before position 41"), std::string::npos) << end;
+}
+
+TEST_F(VerifiedReplayTest, AnUntrustedOrMissingCheckpointIsRefused) {
+  absl::Status end;
+  EXPECT_TRUE(Run({ProvenFrame(1, 40, false)}, &end).empty());
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss) << end;
+  anchor_ = LogAnchor({SigningKey::Generate().public_key()});
+  EXPECT_TRUE(Run({ProvenFrame(1, 40, true)}, &end).empty());
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(end.message().find("not trusted"), std::string::npos) << end;
 }
 
 TEST(AuditClientTest, SubjectHistoryFollowsPageTokens) {

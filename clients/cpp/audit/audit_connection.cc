@@ -5,6 +5,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "audit/v1/audit_service.grpc.pb.h"
+#include "audit/v1/proof_service.grpc.pb.h"
 
 namespace audit {
 namespace {
@@ -59,6 +60,7 @@ class GrpcAuditConnection final : public AuditConnection {
   explicit GrpcAuditConnection(ConnectionOptions options)
       : options_(std::move(options)),
         stub_(v1::AuditService::NewStub(options_.channel)),
+        proofs_(v1::ProofService::NewStub(options_.channel)),
         rng_(std::random_device{}()) {}
 
   absl::StatusOr<v1::GetEventResponse> GetEvent(const v1::GetEventRequest& r) override {
@@ -82,17 +84,45 @@ class GrpcAuditConnection final : public AuditConnection {
   std::unique_ptr<ReplayFrameReader> ReplayEvents(const v1::ReplayEventsRequest& r) override {
     return std::make_unique<GrpcReplayReader>(stub_.get(), r);
   }
+  absl::StatusOr<v1::GetLatestCheckpointResponse> GetLatestCheckpoint(
+      const v1::GetLatestCheckpointRequest& r) override {
+    return Retry<v1::GetLatestCheckpointResponse>(proofs_.get(), r,
+                                                  &v1::ProofService::Stub::GetLatestCheckpoint);
+  }
+  absl::StatusOr<v1::ListCheckpointsResponse> ListCheckpoints(
+      const v1::ListCheckpointsRequest& r) override {
+    return Retry<v1::ListCheckpointsResponse>(proofs_.get(), r,
+                                              &v1::ProofService::Stub::ListCheckpoints);
+  }
+  absl::StatusOr<v1::GetInclusionProofResponse> GetInclusionProof(
+      const v1::GetInclusionProofRequest& r) override {
+    return Retry<v1::GetInclusionProofResponse>(proofs_.get(), r,
+                                                &v1::ProofService::Stub::GetInclusionProof);
+  }
+  absl::StatusOr<v1::GetConsistencyProofResponse> GetConsistencyProof(
+      const v1::GetConsistencyProofRequest& r) override {
+    return Retry<v1::GetConsistencyProofResponse>(proofs_.get(), r,
+                                                  &v1::ProofService::Stub::GetConsistencyProof);
+  }
+  absl::StatusOr<v1::VerifyRangeResponse> VerifyRange(const v1::VerifyRangeRequest& r) override {
+    return Retry<v1::VerifyRangeResponse>(proofs_.get(), r, &v1::ProofService::Stub::VerifyRange);
+  }
 
  private:
   template <typename Response, typename Request, typename Method>
   absl::StatusOr<Response> Retry(const Request& request, Method method) {
+    return Retry<Response>(stub_.get(), request, method);
+  }
+
+  template <typename Response, typename Stub, typename Request, typename Method>
+  absl::StatusOr<Response> Retry(Stub* stub, const Request& request, Method method) {
     absl::Duration backoff = options_.retry.initial_backoff;
     absl::Status last;
     for (int attempt = 1; attempt <= std::max(1, options_.retry.max_attempts); ++attempt) {
       grpc::ClientContext ctx;
       ctx.set_deadline(Deadline(options_.timeout));
       Response response;
-      last = FromGrpc((stub_.get()->*method)(&ctx, request, &response));
+      last = FromGrpc((stub->*method)(&ctx, request, &response));
       if (last.ok()) return response;
       if (!IsRetryable(last.code()) || attempt == options_.retry.max_attempts) break;
       absl::SleepFor(Jitter(backoff));  // backoff between attempts of an idempotent call
@@ -108,6 +138,7 @@ class GrpcAuditConnection final : public AuditConnection {
 
   ConnectionOptions options_;
   std::unique_ptr<v1::AuditService::Stub> stub_;
+  std::unique_ptr<v1::ProofService::Stub> proofs_;
   absl::Mutex mu_;
   std::mt19937 rng_ ABSL_GUARDED_BY(mu_);
 };

@@ -1,4 +1,5 @@
-// The SDK's connection to the query server: one virtual method per RPC, so that users can
+// The SDK's connection to the query server: one virtual method per RPC (AuditService and
+// ProofService), so that users can
 // substitute a mock in their own tests (audit/mocks/mock_audit_connection.h) and AuditClient
 // stays a cheap value type over a shared connection.
 //
@@ -21,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "audit/v1/audit_service.pb.h"
+#include "audit/v1/proof_service.pb.h"
 
 namespace audit {
 
@@ -57,6 +59,17 @@ class AuditConnection {
       const v1::ListDeadLettersRequest& r) = 0;
   // Opens a replay stream (no retries: ReplayStream resumes by itself).
   virtual std::unique_ptr<ReplayFrameReader> ReplayEvents(const v1::ReplayEventsRequest& r) = 0;
+
+  // ProofService. Responses are claims of the server: check them (audit/verify.h).
+  virtual absl::StatusOr<v1::GetLatestCheckpointResponse> GetLatestCheckpoint(
+      const v1::GetLatestCheckpointRequest& r) = 0;
+  virtual absl::StatusOr<v1::ListCheckpointsResponse> ListCheckpoints(
+      const v1::ListCheckpointsRequest& r) = 0;
+  virtual absl::StatusOr<v1::GetInclusionProofResponse> GetInclusionProof(
+      const v1::GetInclusionProofRequest& r) = 0;
+  virtual absl::StatusOr<v1::GetConsistencyProofResponse> GetConsistencyProof(
+      const v1::GetConsistencyProofRequest& r) = 0;
+  virtual absl::StatusOr<v1::VerifyRangeResponse> VerifyRange(const v1::VerifyRangeRequest& r) = 0;
 };
 
 struct ConnectionOptions {

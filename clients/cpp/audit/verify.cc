@@ -161,6 +161,111 @@ VerifyReport LogVerifier::Finish() {
   return report_;
 }
 
+LogAnchor::LogAnchor(std::vector<std::string> trusted_keys, std::optional<v1::Checkpoint> trusted)
+    : keys_(std::move(trusted_keys)), trusted_(std::move(trusted)) {}
+
+absl::Status LogAnchor::Advance(const v1::Checkpoint& next,
+                                absl::Span<const std::string> consistency_proof) {
+  const std::string who =
+      absl::StrCat("checkpoint seq ", next.seq(), " (tree size ", next.tree_size(), ")");
+  bool key_trusted = false;
+  for (const std::string& k : keys_) key_trusted |= k == next.public_key();
+  if (!key_trusted && next.kind() == v1::CHECKPOINT_KIND_KEY_ROTATION &&
+      !next.endorsement().empty()) {
+    for (const std::string& k : keys_) {
+      if (KeyId(k) == next.endorsing_key_id() &&
+          VerifySignature(k, CheckpointPayload(next), next.endorsement()).ok()) {
+        key_trusted = true;
+      }
+    }
+  }
+  if (!key_trusted) {
+    return absl::DataLossError(
+        absl::StrCat(who, ": signed by key ", next.key_id(), ", which is not trusted"));
+  }
+  if (absl::Status s = VerifyCheckpointSignature(next, next.public_key()); !s.ok()) {
+    return absl::DataLossError(absl::StrCat(who, ": ", s.message()));
+  }
+  Sha256Digest next_root;
+  if (!DigestFromBytes(next.root_hash(), &next_root) || next.chain_hash().size() != 32) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": malformed hashes"));
+  }
+  if (trusted_.has_value()) {
+    const v1::Checkpoint& t = *trusted_;
+    if (next.tree_size() < t.tree_size()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          who, " is older than the trusted checkpoint (tree size ", t.tree_size(), ")"));
+    }
+    if (next.tree_size() == t.tree_size()) {
+      if (next.root_hash() != t.root_hash() || next.chain_hash() != t.chain_hash()) {
+        return absl::DataLossError(absl::StrCat(
+            who,
+            ": a different root for the same tree size as the trusted checkpoint: the log "
+            "was forked or rewritten"));
+      }
+    } else if (t.tree_size() > 0) {
+      Sha256Digest old_root;
+      std::vector<Sha256Digest> proof;
+      for (const std::string& h : consistency_proof) {
+        Sha256Digest d;
+        if (!DigestFromBytes(h, &d)) {
+          return absl::InvalidArgumentError("malformed consistency proof hash");
+        }
+        proof.push_back(d);
+      }
+      if (!DigestFromBytes(t.root_hash(), &old_root) ||
+          !merkle::VerifyConsistency(static_cast<uint64_t>(t.tree_size()),
+                                     static_cast<uint64_t>(next.tree_size()), old_root, next_root,
+                                     proof)
+               .ok()) {
+        return absl::DataLossError(absl::StrCat(who, " does not extend the trusted checkpoint seq ",
+                                                t.seq(), " (tree size ", t.tree_size(),
+                                                "): the log was rewritten or the proof is forged"));
+      }
+    }
+  }
+  for (const std::string& k : keys_) {
+    if (k == next.public_key()) {
+      trusted_ = next;
+      return absl::OkStatus();
+    }
+  }
+  keys_.push_back(next.public_key());  // an endorsed rotation: the new key is trusted now
+  trusted_ = next;
+  return absl::OkStatus();
+}
+
+absl::Status LogAnchor::VerifyInclusion(const v1::GetInclusionProofResponse& r) const {
+  if (!trusted_.has_value()) {
+    return absl::FailedPreconditionError("no trusted checkpoint to verify against");
+  }
+  if (r.tree_size() != trusted_->tree_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("the proof is for tree size ", r.tree_size(),
+                                                   ", the trusted checkpoint's is ",
+                                                   trusted_->tree_size()));
+  }
+  if (r.event().position() != r.leaf_index() + 1) {
+    return absl::DataLossError("the proof is for another position than its event's");
+  }
+  std::vector<Sha256Digest> proof;
+  for (const std::string& h : r.hashes()) {
+    Sha256Digest d;
+    if (!DigestFromBytes(h, &d)) return absl::InvalidArgumentError("malformed proof hash");
+    proof.push_back(d);
+  }
+  Sha256Digest root;
+  DigestFromBytes(trusted_->root_hash(), &root);
+  absl::Status s = merkle::VerifyInclusion(static_cast<uint64_t>(r.leaf_index()),
+                                           static_cast<uint64_t>(r.tree_size()),
+                                           RecomputeLeafHash(r.event()), proof, root);
+  if (!s.ok()) {
+    return absl::DataLossError(absl::StrCat("position ", r.event().position(),
+                                            " is not proven by checkpoint seq ", trusted_->seq(),
+                                            ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status VerifyReplayFrame(const v1::ReplayEventsResponse& frame,
                                const v1::Checkpoint& checkpoint) {
   if (frame.events().empty()) return absl::OkStatus();

@@ -31,6 +31,7 @@
 #include "audit/merkle.h"
 #include "audit/v1/audit_service.pb.h"
 #include "audit/v1/proof.pb.h"
+#include "audit/v1/proof_service.pb.h"
 
 namespace audit {
 
@@ -84,6 +85,40 @@ class LogVerifier {
   int64_t next_position_;
   Sha256Digest chain_;
   merkle::Frontier frontier_;
+};
+
+// What a client trusts about the log: the public keys it pins and, once it has seen one, the
+// newest checkpoint it verified. Everything the server sends is checked against it:
+//
+//   LogAnchor anchor({public_key});                  // or with a checkpoint kept from before
+//   absl::Status s = anchor.Advance(latest, consistency_proof_hashes);
+//   s = anchor.VerifyInclusion(inclusion_response);  // against anchor.checkpoint()
+//
+// Persist checkpoint() between runs (e.g. SerializeAsString) and restore it with the keys: a
+// server that later shows a log that does not extend it is caught. Not thread-safe.
+class LogAnchor {
+ public:
+  explicit LogAnchor(std::vector<std::string> trusted_keys,
+                     std::optional<v1::Checkpoint> trusted = std::nullopt);
+
+  // Accepts `next` iff it is signed by a pinned key (checkpoints signed with a new key are
+  // accepted after an endorsed rotation entry was accepted) and, when a checkpoint is already
+  // trusted, `consistency_proof` (from GetConsistencyProof) proves `next` extends it; an equal
+  // tree size needs an equal root and chain hash. A smaller tree size is accepted only if
+  // it was proven before: it is refused (FAILED_PRECONDITION) rather than ignored. Errors are
+  // DATA_LOSS (the server or its log is lying) or INVALID_ARGUMENT (malformed input).
+  absl::Status Advance(const v1::Checkpoint& next, absl::Span<const std::string> consistency_proof);
+
+  // OK iff `r` proves its event (leaf recomputed from the event's fields) is in the tree of
+  // the trusted checkpoint: r.tree_size must be the trusted checkpoint's.
+  absl::Status VerifyInclusion(const v1::GetInclusionProofResponse& r) const;
+
+  const std::optional<v1::Checkpoint>& checkpoint() const { return trusted_; }
+  const std::vector<std::string>& keys() const { return keys_; }
+
+ private:
+  std::vector<std::string> keys_;
+  std::optional<v1::Checkpoint> trusted_;
 };
 
 // OK iff `frame`'s events are exactly leaves [first - 1, last) of `checkpoint`'s tree: their

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "audit/checkpoint.h"
+#include "audit/merkle.h"
 #include "audit/record.h"
 #include "audit/signing.h"
 #include "audit/test_log.h"
@@ -165,6 +166,127 @@ TEST_F(VerifyTest, ReplayFramesProveTheirRange) {
   EXPECT_FALSE(VerifyReplayFrame(altered, cp).ok());
   v1::ReplayEventsResponse wrong_tree = frame;
   EXPECT_FALSE(VerifyReplayFrame(wrong_tree, log_.checkpoints[7]).ok());
+}
+
+// LogAnchor: a client holding keys and a checkpoint it trusts.
+class LogAnchorTest : public VerifyTest {
+ protected:
+  std::vector<Sha256Digest> Leaves() const {
+    std::vector<Sha256Digest> out;
+    for (const auto& e : log_.events) out.push_back(RecomputeLeafHash(e));
+    return out;
+  }
+  std::vector<std::string> Consistency(int64_t a, int64_t b) const {
+    std::vector<std::string> out;
+    const std::vector<Sha256Digest> proof1 =
+        *merkle::ConsistencyProof(a, b, merkle::SubtreesOf(Leaves()));
+    for (const Sha256Digest& h : proof1) {
+      out.emplace_back(DigestBytes(h));
+    }
+    return out;
+  }
+  v1::GetInclusionProofResponse Inclusion(int64_t position, int64_t size) const {
+    v1::GetInclusionProofResponse r;
+    *r.mutable_event() = log_.events[position - 1];
+    r.set_leaf_index(position - 1);
+    r.set_tree_size(size);
+    const std::vector<Sha256Digest> proof2 =
+        *merkle::InclusionProof(position - 1, size, merkle::SubtreesOf(Leaves()));
+    for (const Sha256Digest& h : proof2) {
+      r.add_hashes(std::string(DigestBytes(h)));
+    }
+    return r;
+  }
+};
+
+TEST_F(LogAnchorTest, AdvancesAlongConsistentCheckpointsAndVerifiesInclusion) {
+  LogAnchor anchor({key_.public_key()});
+  ASSERT_TRUE(anchor.Advance(log_.checkpoints[2], {}).ok());  // tree 30, no previous
+  ASSERT_TRUE(anchor.Advance(log_.checkpoints[6], Consistency(30, 70)).ok())
+      << anchor.Advance(log_.checkpoints[6], Consistency(30, 70));
+  EXPECT_EQ(anchor.checkpoint()->tree_size(), 70);
+  EXPECT_TRUE(anchor.Advance(log_.checkpoints[6], {}).ok()) << "the same checkpoint again";
+  for (int64_t p : {1, 33, 64, 65, 70}) {
+    EXPECT_TRUE(anchor.VerifyInclusion(Inclusion(p, 70)).ok()) << p;
+  }
+  // Restored from storage in a later run, the anchor still binds the server.
+  LogAnchor restored({key_.public_key()}, anchor.checkpoint());
+  EXPECT_TRUE(restored.Advance(log_.checkpoints[8], Consistency(70, 90)).ok());
+}
+
+TEST_F(LogAnchorTest, RefusesForgedAndInconsistentCheckpoints) {
+  LogAnchor anchor({key_.public_key()});
+  ASSERT_TRUE(anchor.Advance(log_.checkpoints[2], {}).ok());
+  // A forged sibling in the consistency proof.
+  std::vector<std::string> forged = Consistency(30, 70);
+  forged[0][5] ^= 1;
+  EXPECT_EQ(anchor.Advance(log_.checkpoints[6], forged).code(), absl::StatusCode::kDataLoss);
+  // A truncated proof.
+  std::vector<std::string> truncated = Consistency(30, 70);
+  truncated.pop_back();
+  EXPECT_EQ(anchor.Advance(log_.checkpoints[6], truncated).code(), absl::StatusCode::kDataLoss);
+  // A proof between other sizes.
+  EXPECT_EQ(anchor.Advance(log_.checkpoints[6], Consistency(20, 70)).code(),
+            absl::StatusCode::kDataLoss);
+  // A rewritten log: a checkpoint, validly signed by the trusted key, of a different history.
+  TestLog other = BuildLog(95, 10, key_);
+  other.events[4].mutable_event()->set_subject("rewritten");
+  Rehash(&other.events, 4);
+  v1::Checkpoint fork = MakeCheckpoint(other.events, 70, &log_.checkpoints[5], key_);
+  std::vector<std::string> fork_proof;
+  std::vector<Sha256Digest> other_leaves;
+  for (const auto& e : other.events) other_leaves.push_back(RecomputeLeafHash(e));
+  const std::vector<Sha256Digest> proof3 =
+      *merkle::ConsistencyProof(30, 70, merkle::SubtreesOf(other_leaves));
+  for (const Sha256Digest& h : proof3) {
+    fork_proof.emplace_back(DigestBytes(h));
+  }
+  EXPECT_EQ(anchor.Advance(fork, fork_proof).code(), absl::StatusCode::kDataLoss);
+  v1::Checkpoint same_size_fork = MakeCheckpoint(other.events, 30, nullptr, key_);
+  EXPECT_EQ(anchor.Advance(same_size_fork, {}).code(), absl::StatusCode::kDataLoss);
+  // Another key; an older checkpoint.
+  TestLog foreign = BuildLog(95, 10, other_);
+  EXPECT_EQ(anchor.Advance(foreign.checkpoints[6], Consistency(30, 70)).code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(anchor.Advance(log_.checkpoints[1], {}).code(), absl::StatusCode::kFailedPrecondition);
+  // After all that, the anchor still holds what it trusted.
+  EXPECT_EQ(anchor.checkpoint()->tree_size(), 30);
+}
+
+TEST_F(LogAnchorTest, InclusionProofsAreCheckedAgainstTheTrustedRoot) {
+  LogAnchor anchor({key_.public_key()});
+  ASSERT_TRUE(anchor.Advance(log_.checkpoints[6], {}).ok());  // tree 70
+  v1::GetInclusionProofResponse good = Inclusion(41, 70);
+  ASSERT_TRUE(anchor.VerifyInclusion(good).ok());
+  v1::GetInclusionProofResponse forged_sibling = good;
+  (*forged_sibling.mutable_hashes(2))[0] ^= 1;
+  EXPECT_EQ(anchor.VerifyInclusion(forged_sibling).code(), absl::StatusCode::kDataLoss);
+  v1::GetInclusionProofResponse truncated = good;
+  truncated.mutable_hashes()->RemoveLast();
+  EXPECT_EQ(anchor.VerifyInclusion(truncated).code(), absl::StatusCode::kDataLoss);
+  v1::GetInclusionProofResponse wrong_size = Inclusion(41, 80);
+  EXPECT_FALSE(anchor.VerifyInclusion(wrong_size).ok());
+  v1::GetInclusionProofResponse altered = good;
+  altered.mutable_event()->mutable_event()->set_type("com.acme.order.cancelled");
+  EXPECT_EQ(anchor.VerifyInclusion(altered).code(), absl::StatusCode::kDataLoss);
+  v1::GetInclusionProofResponse moved = good;
+  moved.set_leaf_index(40 - 1);
+  EXPECT_EQ(anchor.VerifyInclusion(moved).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(LogAnchor({key_.public_key()}).VerifyInclusion(good).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(LogAnchorTest, AnEndorsedRotationCarriesTrustToTheNewKey) {
+  LogAnchor anchor({key_.public_key()});
+  ASSERT_TRUE(anchor.Advance(log_.checkpoints[2], {}).ok());
+  v1::Checkpoint rotation = MakeCheckpoint(log_.events, 40, &log_.checkpoints[2], other_,
+                                           v1::CHECKPOINT_KIND_KEY_ROTATION);
+  v1::Checkpoint unendorsed = rotation;
+  EXPECT_EQ(anchor.Advance(unendorsed, Consistency(30, 40)).code(), absl::StatusCode::kDataLoss);
+  EndorseCheckpoint(key_, &rotation);
+  ASSERT_TRUE(anchor.Advance(rotation, Consistency(30, 40)).ok());
+  v1::Checkpoint next = MakeCheckpoint(log_.events, 50, &rotation, other_);
+  EXPECT_TRUE(anchor.Advance(next, Consistency(40, 50)).ok());
 }
 
 TEST(SigningTest, PemRoundTripAndKeyIds) {

@@ -28,6 +28,16 @@ class MockAuditConnection : public AuditConnection {
               (const v1::ListDeadLettersRequest&), (override));
   MOCK_METHOD(std::unique_ptr<ReplayFrameReader>, ReplayEvents, (const v1::ReplayEventsRequest&),
               (override));
+  MOCK_METHOD(absl::StatusOr<v1::GetLatestCheckpointResponse>, GetLatestCheckpoint,
+              (const v1::GetLatestCheckpointRequest&), (override));
+  MOCK_METHOD(absl::StatusOr<v1::ListCheckpointsResponse>, ListCheckpoints,
+              (const v1::ListCheckpointsRequest&), (override));
+  MOCK_METHOD(absl::StatusOr<v1::GetInclusionProofResponse>, GetInclusionProof,
+              (const v1::GetInclusionProofRequest&), (override));
+  MOCK_METHOD(absl::StatusOr<v1::GetConsistencyProofResponse>, GetConsistencyProof,
+              (const v1::GetConsistencyProofRequest&), (override));
+  MOCK_METHOD(absl::StatusOr<v1::VerifyRangeResponse>, VerifyRange, (const v1::VerifyRangeRequest&),
+              (override));
 };
 
 class MockReplayFrameReader : public ReplayFrameReader {
