@@ -4,6 +4,7 @@
 //
 //   node grpc_reflection_client.js <host:port> list|health|describe
 //   node grpc_reflection_client.js <host:port> call <Method> '<request JSON>'
+//   node grpc_reflection_client.js <host:port> call <package.Service/Method> '<request JSON>'
 const grpc = require('@grpc/grpc-js');
 const { GrpcReflection } = require('grpc-js-reflection-client');
 
@@ -39,8 +40,10 @@ async function main() {
     const health = await client(addr, reflection, 'grpc.health.v1.Health');
     console.log(JSON.stringify(await unary(health, 'Check', { service: '' })));
   } else if (command === 'call') {
-    const audit = await client(addr, reflection, 'audit.v1.AuditService');
-    console.log(JSON.stringify(await unary(audit, method, JSON.parse(json || '{}'))));
+    const [service, name] = method.includes('/') ? method.split('/')
+                                                 : ['audit.v1.AuditService', method];
+    const stub = await client(addr, reflection, service);
+    console.log(JSON.stringify(await unary(stub, name, JSON.parse(json || '{}'))));
   } else {
     throw new Error('usage: list | describe | health | call <Method> <json>');
   }

@@ -2,7 +2,9 @@
 # System test: the real binaries as processes (dev broker, migrations, ingestor) against a
 # private PostgreSQL, fed by two independent clients (kcat and kafkajs) in all three
 # encodings. Checks exactly-once storage, dead letters with reasons, absorption of a
-# producer-side redelivery, and a clean SIGTERM shutdown that leaves no process behind.
+# producer-side redelivery, signed checkpoints, proofs, export and verification (and that a
+# database administrator's edit is caught), and a clean SIGTERM shutdown that leaves no
+# process behind.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"  # runuser
 
@@ -55,13 +57,21 @@ q() { psql -X -tA "$READER" -c "$1"; }
 # query_is SQL VALUE: re-evaluated on every call (for wait_until).
 query_is() { [ "$(q "$1")" = "$2" ]; }
 
+echo "== checkpoint signing key"
+mkdir -m 700 "$WORK/keys"
+KEY=$WORK/keys/checkpoint.key
+"$AUDITCTL" keygen --key_out="$KEY" >/dev/null
+[ "$(stat -c %a "$KEY")" = 600 ] || fail "private key mode"
+"$AUDITCTL" keygen --key_out="$KEY" >/dev/null 2>&1 && fail "keygen overwrote a key"
+
 echo "== Kafka (mock cluster) and ingestor"
 "$DEVBROKER" --bootstrap_file="$WORK/bootstrap" >"$WORK/devbroker.log" 2>&1 &
 PIDS+=($!)
 wait_until 30 test -s "$WORK/bootstrap" || fail "dev broker did not start"
 BROKERS=$(cat "$WORK/bootstrap")
 AUDIT_KAFKA_BROKERS=$BROKERS AUDIT_INGESTOR_PG_URL="postgresql:///audit?host=$WORK&user=ingestor" \
-  AUDIT_INGESTOR_SESSION_TIMEOUT_MS=6000 "$INGESTOR" >"$WORK/ingestor.log" 2>&1 &
+  AUDIT_INGESTOR_SESSION_TIMEOUT_MS=6000 AUDIT_CHECKPOINT_KEY_FILE="$KEY" \
+  AUDIT_CHECKPOINT_INTERVAL_MS=300 "$INGESTOR" >"$WORK/ingestor.log" 2>&1 &
 INGESTOR_PID=$!
 PIDS+=($INGESTOR_PID)
 
@@ -116,14 +126,15 @@ wait_until 30 query_is "SELECT count(*) FROM audit.events WHERE event_id = 'mark
 [ "$(q 'SELECT count(*) = max(position) FROM audit.events')" = t ] || fail "positions have gaps"
 
 echo "== query server: an independent gRPC client by reflection, and auditctl"
-AUDIT_SERVER_PG_URL="postgresql:///audit?host=$WORK&user=query" "$QUERY" --listen=127.0.0.1:0 \
+AUDIT_SERVER_PG_URL="postgresql:///audit?host=$WORK&user=query" \
+  AUDIT_SERVER_TRUSTED_KEY_FILES="$KEY.pub" "$QUERY" --listen=127.0.0.1:0 \
   --ready_file="$WORK/query.ready" >"$WORK/query.log" 2>&1 &
 QUERY_PID=$!
 PIDS+=($QUERY_PID)
 wait_until 30 test -s "$WORK/query.ready" || fail "query server did not start"
 GRPC=$(cat "$WORK/query.ready")
 js() { NODE_PATH="$TOOLS_DIR/node_modules" node "$GRPC_JS" "$GRPC" "$@"; }
-[ "$(js list)" = '{"services":["audit.v1.AuditService","grpc.health.v1.Health","grpc.reflection.v1alpha.ServerReflection"]}' ] \
+[ "$(js list)" = '{"services":["audit.v1.AuditService","audit.v1.ProofService","grpc.health.v1.Health","grpc.reflection.v1alpha.ServerReflection"]}' ] \
   || fail "reflection list: $(js list)"
 [ "$(js describe)" = '{"methods":["GetEvent","GetStatistics","GetSubjectHistory","ListDeadLetters","ListEvents","ReplayEvents"]}' ] \
   || fail "reflection describe: $(js describe)"
@@ -138,9 +149,37 @@ bad=$(js call ListEvents '{"page_size":5000}')
 [ "$("$AUDITCTL" --server="$GRPC" replay --quiet | wc -l)" = 7 ] || fail "auditctl replay"
 "$AUDITCTL" --server="$GRPC" dead-letters --output=ndjson | grep -q '"error_class":"invalid_time"' \
   || fail "auditctl dead-letters"
-kill -TERM "$QUERY_PID"
-rc=0; wait "$QUERY_PID" || rc=$?
-[ $rc -eq 0 ] || fail "query server exited with $rc"
+
+echo "== tamper evidence: checkpoints, proofs, export and verification"
+wait_until 30 query_is 'SELECT max(tree_size) FROM audit.checkpoints' 7 \
+  || fail "no checkpoint covers the log: $(q 'SELECT max(tree_size) FROM audit.checkpoints')"
+"$AUDITCTL" --server="$GRPC" verify --public_key="$KEY.pub" >"$WORK/verify.out" \
+  || fail "verify against the server: $(cat "$WORK/verify.out")"
+grep -q '^positions 1..7 are proven by checkpoint seq' "$WORK/verify.out" \
+  || fail "verify output: $(cat "$WORK/verify.out")"
+"$AUDITCTL" --server="$GRPC" prove 3 --public_key="$KEY.pub" | grep -q '^proven: leaf 2 of the tree' \
+  || fail "auditctl prove"
+"$AUDITCTL" --server="$GRPC" checkpoints --output=ndjson | grep -q '"tree_size":"7"' \
+  || fail "auditctl checkpoints"
+verified=$(js call audit.v1.ProofService/VerifyRange '{}')
+echo "$verified" | grep -q '"ok":true' || fail "VerifyRange by reflection: $verified"
+echo "$verified" | grep -q '"keys_pinned":true' || fail "VerifyRange keys: $verified"
+"$AUDITCTL" --server="$GRPC" export "$WORK/log.bundle" 2>/dev/null || fail "export"
+# Offline: no server (a closed port), no database.
+"$AUDITCTL" --server=127.0.0.1:1 verify --bundle="$WORK/log.bundle" --public_key="$KEY.pub" \
+  >"$WORK/bundle.out" || fail "bundle verify: $(cat "$WORK/bundle.out")"
+grep -q '^OK$' "$WORK/bundle.out" || fail "bundle verify output"
+line=$(grep -n '"event":' "$WORK/log.bundle" | sed -n 4p | cut -d: -f1)
+sed "${line}s/\"type\":\"com\./\"type\":\"org./" "$WORK/log.bundle" > "$WORK/edited.bundle"
+cmp -s "$WORK/log.bundle" "$WORK/edited.bundle" && fail "the bundle edit changed nothing"
+rc=0; "$AUDITCTL" verify --bundle="$WORK/edited.bundle" --public_key="$KEY.pub" \
+  >"$WORK/edited.out" || rc=$?
+[ $rc -eq 1 ] || fail "an edited bundle verified (exit $rc)"
+grep -q '^FAILED at position 4: ' "$WORK/edited.out" || fail "edited bundle: $(cat "$WORK/edited.out")"
+"$AUDITCTL" keygen --key_out="$WORK/keys/other" >/dev/null
+rc=0; "$AUDITCTL" verify --bundle="$WORK/log.bundle" --public_key="$WORK/keys/other.pub" \
+  >"$WORK/other.out" || rc=$?
+[ $rc -eq 1 ] && grep -q 'not trusted' "$WORK/other.out" || fail "wrong key: $(cat "$WORK/other.out")"
 
 echo "== SIGTERM: clean shutdown"
 kill -TERM "$INGESTOR_PID"
@@ -149,4 +188,15 @@ rc=0; wait "$INGESTOR_PID" || rc=$?
 grep -q '"msg":"ingestor stopped"' "$WORK/ingestor.log" || fail "no orderly stop in the log"
 grep -q '"duplicates":1' "$WORK/ingestor.log" || fail "redelivery not counted as a duplicate"
 if grep -q '"level":"error"' "$WORK/ingestor.log"; then fail "errors in the ingestor log"; fi
+
+echo "== a database administrator edits an event: caught, with its position"
+psql -X -q "$SUPER" -c "ALTER TABLE audit.events DISABLE TRIGGER USER;
+  UPDATE audit.events SET subject = subject || '!' WHERE position = 5;
+  ALTER TABLE audit.events ENABLE TRIGGER USER"
+rc=0; "$AUDITCTL" --server="$GRPC" verify --public_key="$KEY.pub" >"$WORK/tampered.out" || rc=$?
+[ $rc -eq 1 ] || fail "a tampered log verified (exit $rc)"
+grep -q '^FAILED at position 5: ' "$WORK/tampered.out" || fail "tampered: $(cat "$WORK/tampered.out")"
+kill -TERM "$QUERY_PID"
+rc=0; wait "$QUERY_PID" || rc=$?
+[ $rc -eq 0 ] || fail "query server exited with $rc"
 echo "PASS"

@@ -10,19 +10,27 @@
 //   auditctl publish --topic=T [--encoding=E] [FILE|-]   publish CloudEvents JSON lines
 //   auditctl migrate [--pg_url=URL]                      apply the schema migrations
 //   auditctl lag [--group=G] [--topics=T,..]             consumer-group lag per partition
+//   auditctl keygen --key_out=PATH                       an Ed25519 signing key (+ PATH.pub)
+//   auditctl checkpoints                                 the signed checkpoint log
+//   auditctl prove POSITION --public_key=K               an event, proven against a checkpoint
+//   auditctl export [FILE|-]                             the whole log as a bundle
+//   auditctl verify --public_key=K [--bundle=FILE | --on_server] [--anchor_file=F]
 //   auditctl version
 //
 // Filters: --subject --type=a,b --source=a,b --occurred_from --occurred_to --recorded_from
 // --recorded_to (RFC 3339) --correlation_id --actor --tenant --data_contains=JSON.
 // Output: --output=table (people; the default for get/list/history/stats/dead-letters) or
 // --output=ndjson (machines; always for replay and tail). Progress of long replays goes to
-// stderr. Exit status: 0 success, 1 failure, 2 usage error.
+// stderr. Exit status: 0 success, 1 failure (for verify: anything not proven intact, naming the
+// first bad position), 2 usage error.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -30,6 +38,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -41,6 +50,9 @@
 #include "audit/json.h"
 #include "audit/publisher.h"
 #include "audit/rfc3339.h"
+#include "audit/signing.h"
+#include "audit/verify.h"
+#include "google/protobuf/util/json_util.h"
 #include "schema/migrations.h"
 #include "schema/migrator.h"
 #include "services/common/config.h"
@@ -49,6 +61,7 @@
 #include "services/common/pg.h"
 #include "services/common/shutdown.h"
 #include "tools/auditctl/output.h"
+#include "tools/auditctl/verification.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "The query server (host:port).");
 ABSL_FLAG(std::string, output, "table", "table or ndjson.");
@@ -78,6 +91,17 @@ ABSL_FLAG(std::string, kafka_brokers, "", "publish, lag: Kafka bootstrap servers
 ABSL_FLAG(std::string, pg_url, "",
           "migrate: libpq URI of the migration user (needs CREATEROLE the first time).");
 ABSL_FLAG(std::string, group, "audit-ingestor", "lag: the consumer group.");
+ABSL_FLAG(std::vector<std::string>, public_key, {},
+          "prove, verify: the checkpoint signing public key(s) to trust (PEM files, "
+          "comma-separated).");
+ABSL_FLAG(std::string, bundle, "", "verify: an exported bundle file (- for stdin).");
+ABSL_FLAG(bool, on_server, false,
+          "verify: ask the server to recompute (ProofService.VerifyRange) instead of "
+          "recomputing here.");
+ABSL_FLAG(std::string, anchor_file, "",
+          "verify, prove: a checkpoint trusted from an earlier run (JSON); the log must extend "
+          "it; rewritten with the newest verified checkpoint on success.");
+ABSL_FLAG(std::string, key_out, "", "keygen: where to write the private key (PATH.pub too).");
 ABSL_FLAG(std::string, topics, "orders.events,payments.events,inventory.events,shipping.events",
           "lag: comma-separated topics.");
 
@@ -96,6 +120,11 @@ constexpr char kUsage[] =
     "  publish --topic=T [FILE|-]             publish CloudEvents JSON lines (--encoding)\n"
     "  migrate [--pg_url=URL]                 apply the schema migrations\n"
     "  lag                                    consumer-group lag per partition\n"
+    "  keygen --key_out=PATH                  an Ed25519 checkpoint signing key (+ PATH.pub)\n"
+    "  checkpoints                            the signed checkpoint log\n"
+    "  prove POSITION --public_key=K          one event, proven against the newest checkpoint\n"
+    "  export [FILE|-]                        the whole log (events + checkpoints) as a bundle\n"
+    "  verify --public_key=K [--bundle=FILE|--on_server]   prove the log intact (exit 1 if not)\n"
     "  version                                the schema version this build carries\n"
     "Filters: --subject --type --source --occurred_from --occurred_to --recorded_from\n"
     "  --recorded_to --correlation_id --actor --tenant --data_contains. --output=table|ndjson.\n"
@@ -470,12 +499,254 @@ int Lag() {
   return 0;
 }
 
+absl::StatusOr<std::vector<std::string>> PinnedKeys() {
+  std::vector<std::string> keys;
+  for (const std::string& path : absl::GetFlag(FLAGS_public_key)) {
+    absl::StatusOr<std::string> k = PublicKeyFromPemFile(path);
+    if (!k.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--public_key ", path, ": ", k.status().message()));
+    }
+    keys.push_back(*std::move(k));
+  }
+  if (keys.empty()) {
+    return absl::InvalidArgumentError(
+        "--public_key (AUDIT_PUBLIC_KEY_FILE) is required: proofs mean nothing without a key "
+        "you trust");
+  }
+  return keys;
+}
+
+absl::StatusOr<std::optional<v1::Checkpoint>> ReadAnchor() {
+  const std::string path = absl::GetFlag(FLAGS_anchor_file);
+  if (path.empty()) return std::optional<v1::Checkpoint>();
+  std::ifstream in(path);
+  if (!in) return std::optional<v1::Checkpoint>();  // the first run creates it
+  std::stringstream text;
+  text << in.rdbuf();
+  v1::Checkpoint c;
+  if (!google::protobuf::util::JsonStringToMessage(text.str(), &c).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--anchor_file ", path, ": not a checkpoint"));
+  }
+  return std::optional<v1::Checkpoint>(c);
+}
+
+absl::Status WriteAnchor(const v1::Checkpoint& c) {
+  const std::string path = absl::GetFlag(FLAGS_anchor_file);
+  if (path.empty()) return absl::OkStatus();
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(c, &json, options);
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << json << "\n";
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
+int Keygen() {
+  const std::string path = absl::GetFlag(FLAGS_key_out);
+  if (path.empty()) return Usage("keygen --key_out=PATH");
+  if (access(path.c_str(), F_OK) == 0 || access((path + ".pub").c_str(), F_OK) == 0) {
+    return Usage(absl::StrCat(path, " or ", path, ".pub exists; refusing to overwrite a key"));
+  }
+  const SigningKey key = SigningKey::Generate();
+  const std::string private_pem = key.PrivatePem();
+  std::FILE* f = std::fopen(path.c_str(), "wx");
+  if (f == nullptr || fchmod(fileno(f), 0600) != 0 ||
+      std::fwrite(private_pem.data(), 1, private_pem.size(), f) != private_pem.size() ||
+      std::fclose(f) != 0) {
+    return Fail(absl::UnavailableError(absl::StrCat("cannot write ", path)));
+  }
+  std::ofstream(path + ".pub") << key.PublicPem();
+  std::printf(
+      "key id %s\nprivate key: %s (mode 0600; give it to the ingestor only)\n"
+      "public key:  %s.pub (give it to verifiers)\n",
+      key.key_id().c_str(), path.c_str(), path.c_str());
+  return 0;
+}
+
+std::string CheckpointJson(const v1::Checkpoint& c) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(c, &json, options);
+  return json;
+}
+
+int Checkpoints() {
+  absl::StatusOr<std::vector<v1::Checkpoint>> all = Client().ListAllCheckpoints();
+  if (!all.ok()) return Fail(all.status());
+  if (Ndjson()) {
+    for (const auto& c : *all) std::printf("%s\n", CheckpointJson(c).c_str());
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& c : *all) {
+    rows.push_back({absl::StrCat(c.seq()),
+                    absl::AsciiStrToLower(
+                        absl::StripPrefix(v1::CheckpointKind_Name(c.kind()), "CHECKPOINT_KIND_")),
+                    absl::StrCat(c.tree_size()), FormatRfc3339(c.created_time()), c.key_id(),
+                    absl::BytesToHexString(c.root_hash()), c.note()});
+  }
+  std::fputs(
+      Table({"SEQ", "KIND", "TREE SIZE", "CREATED", "KEY", "ROOT", "NOTE"}, rows, 64).c_str(),
+      stdout);
+  return 0;
+}
+
+int Prove(const std::vector<char*>& args) {
+  int64_t position = 0;
+  if (args.size() < 3 || !absl::SimpleAtoi(args[2], &position)) {
+    return Usage("prove POSITION --public_key=K");
+  }
+  absl::StatusOr<std::vector<std::string>> keys = PinnedKeys();
+  if (!keys.ok()) return Usage(keys.status().message());
+  absl::StatusOr<std::optional<v1::Checkpoint>> trusted = ReadAnchor();
+  if (!trusted.ok()) return Fail(trusted.status());
+  LogAnchor anchor(*keys, *trusted);
+  absl::StatusOr<v1::StoredEvent> e = Client().GetProvenEvent(position, &anchor);
+  if (!e.ok()) return Fail(e.status());
+  if (absl::Status s = WriteAnchor(*anchor.checkpoint()); !s.ok()) return Fail(s);
+  const v1::Checkpoint& c = *anchor.checkpoint();
+  if (Ndjson()) {
+    std::printf("{\"proven_by\":%s,\"stored\":%s}\n", CheckpointJson(c).c_str(),
+                EventJson(*e).c_str());
+  } else {
+    std::printf(
+        "%s\nproven: leaf %lld of the tree of checkpoint seq %lld (tree size %lld, "
+        "signed %s by key %s)\n",
+        EventDetails(*e).c_str(), static_cast<long long>(position - 1),
+        static_cast<long long>(c.seq()), static_cast<long long>(c.tree_size()),
+        FormatRfc3339(c.created_time()).c_str(), c.key_id().c_str());
+  }
+  return 0;
+}
+
+int Export(const std::vector<char*>& args, const ShutdownSignals& signals) {
+  const bool to_stdout = args.size() < 3 || std::string(args[2]) == "-";
+  std::FILE* out = to_stdout ? stdout : std::fopen(args[2], "w");
+  if (out == nullptr) return Usage(absl::StrCat("cannot write ", args[2]));
+  AuditClient client = Client();
+  BundleWriter writer(out);
+  if (absl::Status s = writer.Header(absl::GetFlag(FLAGS_server)); !s.ok()) return Fail(s);
+  absl::StatusOr<std::vector<v1::Checkpoint>> checkpoints = client.ListAllCheckpoints();
+  if (!checkpoints.ok()) return Fail(checkpoints.status());
+  for (const auto& c : *checkpoints) {
+    if (absl::Status s = writer.Checkpoint(c); !s.ok()) return Fail(s);
+  }
+  // Events up to the head at the time of the newest checkpoint read or later: all of them.
+  ReplayStream replay = client.Replay(v1::ReplayEventsRequest(), ReplayOptions());
+  std::thread([&signals, &replay] {
+    signals.requested().WaitForNotification();
+    replay.Cancel();
+  }).detach();
+  int64_t count = 0;
+  while (true) {
+    absl::StatusOr<std::optional<v1::StoredEvent>> e = replay.Next();
+    if (!e.ok()) return Fail(e.status());
+    if (!e->has_value()) break;
+    if (absl::Status s = writer.Event(**e); !s.ok()) return Fail(s);
+    ++count;
+  }
+  if (std::fflush(out) != 0 || (!to_stdout && std::fclose(out) != 0)) {
+    return Fail(absl::UnavailableError("cannot write the bundle"));
+  }
+  std::fprintf(stderr, "exported %lld events and %zu checkpoint-log entries\n",
+               static_cast<long long>(count), checkpoints->size());
+  return 0;
+}
+
+int Verify(const ShutdownSignals& signals) {
+  absl::StatusOr<std::vector<std::string>> keys = PinnedKeys();
+  if (!keys.ok()) return Usage(keys.status().message());
+  if (absl::GetFlag(FLAGS_on_server)) {
+    absl::StatusOr<v1::VerifyRangeResponse> r = Client().VerifyRangeOnServer();
+    if (!r.ok()) return Fail(r.status());
+    std::printf("the server checked %lld events and %lld checkpoint-log entries%s\n",
+                static_cast<long long>(r->events_checked()),
+                static_cast<long long>(r->checkpoints_checked()),
+                r->keys_pinned() ? "" : " (its keys are NOT pinned: trusted on first use)");
+    if (r->ok()) {
+      std::printf(
+          "positions 1..%lld are proven by checkpoints\nOK (as the server says: "
+          "verify locally to trust no one)\n",
+          static_cast<long long>(r->verified_through()));
+      return 0;
+    }
+    std::printf("FAILED at position %lld: %s\n", static_cast<long long>(r->first_bad_position()),
+                r->problem().c_str());
+    return 1;
+  }
+  absl::StatusOr<std::optional<v1::Checkpoint>> anchor = ReadAnchor();
+  if (!anchor.ok()) return Fail(anchor.status());
+  Verification v;
+  std::vector<v1::Checkpoint> seen;
+  if (const std::string bundle = absl::GetFlag(FLAGS_bundle); !bundle.empty()) {
+    std::ifstream file;
+    if (bundle != "-") {
+      file.open(bundle);
+      if (!file) return Usage(absl::StrCat("cannot read ", bundle));
+    }
+    absl::StatusOr<Verification> result = VerifyBundle(bundle == "-" ? std::cin : file, *keys);
+    if (!result.ok()) return Fail(result.status());
+    v = *std::move(result);
+  } else {
+    // Against the server: everything is fetched and recomputed here.
+    AuditClient client = Client();
+    absl::StatusOr<std::vector<v1::Checkpoint>> checkpoints = client.ListAllCheckpoints();
+    if (!checkpoints.ok()) return Fail(checkpoints.status());
+    VerificationRun run(*keys);
+    for (const auto& c : *checkpoints) run.AddCheckpoint(c);
+    ReplayStream replay = client.Replay(v1::ReplayEventsRequest(), ReplayOptions());
+    std::thread([&signals, &replay] {
+      signals.requested().WaitForNotification();
+      replay.Cancel();
+    }).detach();
+    while (!run.failed()) {
+      absl::StatusOr<std::optional<v1::StoredEvent>> e = replay.Next();
+      if (!e.ok()) return Fail(e.status());
+      if (!e->has_value()) break;
+      run.AddEvent(**e);
+    }
+    replay.Cancel();
+    v = run.Finish();
+  }
+  // A checkpoint trusted from before must still be in the log, unchanged.
+  if (v.report.ok && anchor->has_value()) {
+    const v1::Checkpoint& a = **anchor;
+    if (!v.last_checkpoint.has_value() || v.last_checkpoint->seq() < a.seq()) {
+      v.report.ok = false;
+      v.report.first_bad_position = a.tree_size();
+      v.report.problem = absl::StrCat("the anchored checkpoint seq ", a.seq(),
+                                      " is missing: the checkpoint log was truncated");
+    } else if (v.report.verified_through < a.tree_size()) {
+      v.report.ok = false;
+      v.report.first_bad_position = v.report.verified_through + 1;
+      v.report.problem = absl::StrCat("the anchored checkpoint seq ", a.seq(), " (tree size ",
+                                      a.tree_size(), ") is no longer proven");
+    }
+  }
+  std::fputs(Describe(v).c_str(), stdout);
+  if (!v.report.ok) return 1;
+  if (absl::Status s = anchor->has_value() || v.last_checkpoint.has_value()
+                           ? WriteAnchor(v.last_checkpoint.value_or(**anchor))
+                           : absl::OkStatus();
+      !s.ok()) {
+    return Fail(s);
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   std::unique_ptr<ShutdownSignals> signals = ShutdownSignals::Install();
   std::vector<char*> args = InitProgram(argc, argv, "auditctl", kUsage,
                                         {{"server", "AUDIT_GRPC_ADDR"},
                                          {"pg_url", "AUDIT_MIGRATE_PG_URL"},
-                                         {"kafka_brokers", "AUDIT_KAFKA_BROKERS"}});
+                                         {"kafka_brokers", "AUDIT_KAFKA_BROKERS"},
+                                         {"public_key", "AUDIT_PUBLIC_KEY_FILE"}});
   SetMinLogLevel(LogLevel::kWarning);
   if (args.size() < 2) return Usage(kUsage);
   const std::string output = absl::GetFlag(FLAGS_output);
@@ -491,6 +762,11 @@ int Main(int argc, char** argv) {
   if (command == "publish") return Publish(args);
   if (command == "migrate") return Migrate();
   if (command == "lag") return Lag();
+  if (command == "keygen") return Keygen();
+  if (command == "checkpoints") return Checkpoints();
+  if (command == "prove") return Prove(args);
+  if (command == "export") return Export(args, *signals);
+  if (command == "verify") return Verify(*signals);
   if (command == "version") {
     std::printf("%zu\n", schema::EmbeddedMigrations().size());
     return 0;
