@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -265,6 +266,10 @@ absl::StatusOr<v1::VerifyRangeResponse> ProofQueries::VerifyRange(
       none.set_position(to + 1);
       verifier.AddEvent(none);
     }
+  }
+  if (r.last_position() == 0 && !verifier.failed()) {
+    // To the end of the log: a checkpoint beyond it means the log was truncated.
+    if (absl::Status s = feed_through(std::numeric_limits<int64_t>::max()); !s.ok()) return s;
   }
   const VerifyReport report = verifier.Finish();
   out.set_ok(report.ok);
