@@ -17,11 +17,12 @@ GRPC_JS=$RUNFILES/tests/system/grpc_reflection_client.js
 PROTO_ROOT=$(dirname "$(dirname "$(dirname "$(readlink -f "$RUNFILES/proto/audit/v1/event.proto")")")")
 TOOLS_DIR=$(dirname "$(readlink -f "$RUNFILES/tools/package.json")")
 JS=$RUNFILES/tests/system/kafkajs_publish.js
+VERIFY_PROOF=$RUNFILES/tools/verify/verify_proof.py
 PG_BIN=/usr/lib/postgresql/15/bin
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [ -d "$TOOLS_DIR/node_modules/kafkajs" ] || fail "npm tools missing: run tools/dev setup"
-for tool in kcat psql protoc node; do command -v $tool >/dev/null || fail "$tool not installed"; done
+for tool in kcat psql protoc node python3 openssl; do command -v $tool >/dev/null || fail "$tool not installed"; done
 
 WORK=$(mktemp -d /tmp/audit-system-XXXXXX)
 chmod 755 "$WORK"
@@ -159,6 +160,14 @@ grep -q '^positions 1..7 are proven by checkpoint seq' "$WORK/verify.out" \
   || fail "verify output: $(cat "$WORK/verify.out")"
 "$AUDITCTL" --server="$GRPC" prove 3 --public_key="$KEY.pub" | grep -q '^proven: leaf 2 of the tree' \
   || fail "auditctl prove"
+# By hand: an independent checker (Python hashlib + openssl) of the same proof.
+"$AUDITCTL" --server="$GRPC" prove 6 --public_key="$KEY.pub" --output=ndjson >"$WORK/proof.json"
+python3 "$VERIFY_PROOF" "$KEY.pub" <"$WORK/proof.json" >"$WORK/by-hand.out" \
+  || fail "by-hand proof check: $(cat "$WORK/by-hand.out")"
+grep -q '^PROVEN$' "$WORK/by-hand.out" || fail "by-hand output: $(cat "$WORK/by-hand.out")"
+sed 's/"offset":\([0-9]*\)/"offset":1\1/' "$WORK/proof.json" >"$WORK/proof-edited.json"
+python3 "$VERIFY_PROOF" "$KEY.pub" <"$WORK/proof-edited.json" >/dev/null \
+  && fail "the by-hand checker accepted an edited event"
 "$AUDITCTL" --server="$GRPC" checkpoints --output=ndjson | grep -q '"tree_size":"7"' \
   || fail "auditctl checkpoints"
 verified=$(js call audit.v1.ProofService/VerifyRange '{}')

@@ -607,13 +607,24 @@ int Prove(const std::vector<char*>& args) {
   absl::StatusOr<std::optional<v1::Checkpoint>> trusted = ReadAnchor();
   if (!trusted.ok()) return Fail(trusted.status());
   LogAnchor anchor(*keys, *trusted);
-  absl::StatusOr<v1::StoredEvent> e = Client().GetProvenEvent(position, &anchor);
-  if (!e.ok()) return Fail(e.status());
+  absl::StatusOr<v1::GetInclusionProofResponse> proof = Client().ProveEvent(position, &anchor);
+  if (!proof.ok()) return Fail(proof.status());
+  const v1::StoredEvent* e = &proof->event();
   if (absl::Status s = WriteAnchor(*anchor.checkpoint()); !s.ok()) return Fail(s);
   const v1::Checkpoint& c = *anchor.checkpoint();
   if (Ndjson()) {
-    std::printf("{\"proven_by\":%s,\"stored\":%s}\n", CheckpointJson(c).c_str(),
-                EventJson(*e).c_str());
+    // Everything needed to check the proof by hand (docs/VERIFICATION.md), hashes in hex.
+    std::string hashes;
+    for (const std::string& h : proof->hashes()) {
+      absl::StrAppend(&hashes, hashes.empty() ? "" : ",", "\"", absl::BytesToHexString(h), "\"");
+    }
+    std::printf(
+        "{\"checkpoint\":%s,\"event\":%s,\"leaf_index\":%lld,\"tree_size\":%lld,"
+        "\"leaf_hash\":\"%s\",\"proof\":[%s],\"root_hash\":\"%s\"}\n",
+        CheckpointJson(c).c_str(), EventJson(*e).c_str(),
+        static_cast<long long>(proof->leaf_index()), static_cast<long long>(proof->tree_size()),
+        absl::BytesToHexString(e->leaf_hash()).c_str(), hashes.c_str(),
+        absl::BytesToHexString(c.root_hash()).c_str());
   } else {
     std::printf(
         "%s\nproven: leaf %lld of the tree of checkpoint seq %lld (tree size %lld, "

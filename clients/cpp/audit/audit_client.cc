@@ -194,6 +194,13 @@ absl::StatusOr<v1::Checkpoint> AuditClient::VerifyLatestCheckpoint(LogAnchor* an
 
 absl::StatusOr<v1::StoredEvent> AuditClient::GetProvenEvent(int64_t position,
                                                             LogAnchor* anchor) const {
+  absl::StatusOr<v1::GetInclusionProofResponse> proof = ProveEvent(position, anchor);
+  if (!proof.ok()) return proof.status();
+  return std::move(*proof->mutable_event());
+}
+
+absl::StatusOr<v1::GetInclusionProofResponse> AuditClient::ProveEvent(int64_t position,
+                                                                      LogAnchor* anchor) const {
   absl::StatusOr<v1::Checkpoint> latest = VerifyLatestCheckpoint(anchor);
   if (!latest.ok()) return latest.status();
   v1::GetInclusionProofRequest r;
@@ -206,7 +213,8 @@ absl::StatusOr<v1::StoredEvent> AuditClient::GetProvenEvent(int64_t position,
     return absl::DataLossError(
         absl::StrCat("asked for position ", position, ", got ", proof->event().position()));
   }
-  return std::move(*proof->mutable_event());
+  *proof->mutable_checkpoint() = *anchor->checkpoint();
+  return proof;
 }
 
 absl::StatusOr<v1::VerifyRangeResponse> AuditClient::VerifyRangeOnServer(

@@ -140,6 +140,9 @@ class AuditClient {
   // The event at `position`, proven to be in the log the anchor trusts (after advancing it to
   // the newest checkpoint). NOT_FOUND / INVALID_ARGUMENT if the position is not yet signed.
   absl::StatusOr<v1::StoredEvent> GetProvenEvent(int64_t position, LogAnchor* anchor) const;
+  // The same, with the verified proof (its checkpoint field set to the anchor's checkpoint).
+  absl::StatusOr<v1::GetInclusionProofResponse> ProveEvent(int64_t position,
+                                                           LogAnchor* anchor) const;
   // Asks the server to recompute a range (ProofService.VerifyRange): for operators; auditors
   // verify on their side (LogVerifier, `auditctl verify`).
   absl::StatusOr<v1::VerifyRangeResponse> VerifyRangeOnServer(int64_t first_position = 0,
