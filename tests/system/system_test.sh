@@ -154,11 +154,13 @@ bad=$(js call ListEvents '{"page_size":5000}')
 echo "== tamper evidence: checkpoints, proofs, export and verification"
 wait_until 30 query_is 'SELECT max(tree_size) FROM audit.checkpoints' 7 \
   || fail "no checkpoint covers the log: $(q 'SELECT max(tree_size) FROM audit.checkpoints')"
-"$AUDITCTL" --server="$GRPC" verify --public_key="$KEY.pub" >"$WORK/verify.out" \
-  || fail "verify against the server: $(cat "$WORK/verify.out")"
+"$AUDITCTL" --server="$GRPC" verify --public_key="$KEY.pub" --anchor_file="$WORK/anchor.json" \
+  >"$WORK/verify.out" || fail "verify against the server: $(cat "$WORK/verify.out")"
+grep -q '"tree_size":"7"' "$WORK/anchor.json" || fail "anchor not kept: $(cat "$WORK/anchor.json")"
 grep -q '^positions 1..7 are proven by checkpoint seq' "$WORK/verify.out" \
   || fail "verify output: $(cat "$WORK/verify.out")"
-"$AUDITCTL" --server="$GRPC" prove 3 --public_key="$KEY.pub" | grep -q '^proven: leaf 2 of the tree' \
+"$AUDITCTL" --server="$GRPC" prove 3 --public_key="$KEY.pub" --anchor_file="$WORK/anchor.json" \
+  | grep -q '^proven: leaf 2 of the tree' \
   || fail "auditctl prove"
 # By hand: an independent checker (Python hashlib + openssl) of the same proof.
 "$AUDITCTL" --server="$GRPC" prove 6 --public_key="$KEY.pub" --output=ndjson >"$WORK/proof.json"

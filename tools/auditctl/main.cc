@@ -701,7 +701,8 @@ int Verify(const ShutdownSignals& signals) {
       file.open(bundle);
       if (!file) return Usage(absl::StrCat("cannot read ", bundle));
     }
-    absl::StatusOr<Verification> result = VerifyBundle(bundle == "-" ? std::cin : file, *keys);
+    absl::StatusOr<Verification> result =
+        VerifyBundle(bundle == "-" ? std::cin : file, *keys, *anchor);
     if (!result.ok()) return Fail(result.status());
     v = *std::move(result);
   } else {
@@ -709,7 +710,7 @@ int Verify(const ShutdownSignals& signals) {
     AuditClient client = Client();
     absl::StatusOr<std::vector<v1::Checkpoint>> checkpoints = client.ListAllCheckpoints();
     if (!checkpoints.ok()) return Fail(checkpoints.status());
-    VerificationRun run(*keys);
+    VerificationRun run(*keys, *anchor);
     for (const auto& c : *checkpoints) run.AddCheckpoint(c);
     ReplayStream replay = client.Replay(v1::ReplayEventsRequest(), ReplayOptions());
     std::thread([&signals, &replay] {
@@ -725,28 +726,10 @@ int Verify(const ShutdownSignals& signals) {
     replay.Cancel();
     v = run.Finish();
   }
-  // A checkpoint trusted from before must still be in the log, unchanged.
-  if (v.report.ok && anchor->has_value()) {
-    const v1::Checkpoint& a = **anchor;
-    if (!v.last_checkpoint.has_value() || v.last_checkpoint->seq() < a.seq()) {
-      v.report.ok = false;
-      v.report.first_bad_position = a.tree_size();
-      v.report.problem = absl::StrCat("the anchored checkpoint seq ", a.seq(),
-                                      " is missing: the checkpoint log was truncated");
-    } else if (v.report.verified_through < a.tree_size()) {
-      v.report.ok = false;
-      v.report.first_bad_position = v.report.verified_through + 1;
-      v.report.problem = absl::StrCat("the anchored checkpoint seq ", a.seq(), " (tree size ",
-                                      a.tree_size(), ") is no longer proven");
-    }
-  }
   std::fputs(Describe(v).c_str(), stdout);
   if (!v.report.ok) return 1;
-  if (absl::Status s = anchor->has_value() || v.last_checkpoint.has_value()
-                           ? WriteAnchor(v.last_checkpoint.value_or(**anchor))
-                           : absl::OkStatus();
-      !s.ok()) {
-    return Fail(s);
+  if (v.last_checkpoint.has_value()) {
+    if (absl::Status s = WriteAnchor(*v.last_checkpoint); !s.ok()) return Fail(s);
   }
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "tools/auditctl/verification.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -45,12 +46,19 @@ absl::Status BundleWriter::Event(const v1::StoredEvent& e) {
   return Write(entry);
 }
 
-VerificationRun::VerificationRun(std::vector<std::string> trusted_keys)
-    : verifier_({.trusted_keys = std::move(trusted_keys)}) {}
+VerificationRun::VerificationRun(std::vector<std::string> trusted_keys,
+                                 std::optional<v1::Checkpoint> anchor)
+    : verifier_({.trusted_keys = std::move(trusted_keys)}), anchor_(std::move(anchor)) {}
 
 void VerificationRun::AddCheckpoint(const v1::Checkpoint& c) {
   verifier_.AddCheckpoint(c);
   checkpoints_.push_back(c);
+  if (anchor_.has_value() && c.seq() == anchor_->seq()) {
+    anchor_seen_ = true;
+    anchor_differs_ =
+        c.tree_size() != anchor_->tree_size() || c.root_hash() != anchor_->root_hash() ||
+        c.chain_hash() != anchor_->chain_hash() || c.signature() != anchor_->signature();
+  }
 }
 
 void VerificationRun::AddEvent(const v1::StoredEvent& e) { verifier_.AddEvent(e); }
@@ -58,6 +66,25 @@ void VerificationRun::AddEvent(const v1::StoredEvent& e) { verifier_.AddEvent(e)
 Verification VerificationRun::Finish() {
   Verification v;
   v.report = verifier_.Finish();
+  if (v.report.ok && anchor_.has_value()) {
+    const v1::Checkpoint& a = *anchor_;
+    const std::string who =
+        absl::StrCat("the anchored checkpoint seq ", a.seq(), " (tree size ", a.tree_size(), ")");
+    if (!anchor_seen_) {
+      v.report.ok = false;
+      v.report.first_bad_position = std::max<int64_t>(1, a.tree_size());
+      v.report.problem = absl::StrCat(who, " is missing: the checkpoint log was cut short");
+    } else if (anchor_differs_) {
+      v.report.ok = false;
+      v.report.first_bad_position = 1;
+      v.report.problem =
+          absl::StrCat(who, " was replaced: the log and its checkpoints were rewritten");
+    } else if (v.report.verified_through < a.tree_size()) {
+      v.report.ok = false;
+      v.report.first_bad_position = v.report.verified_through + 1;
+      v.report.problem = absl::StrCat(who, " is no longer proven by the log");
+    }
+  }
   for (const v1::Checkpoint& c : checkpoints_) {
     if (c.tree_size() == v.report.verified_through && v.report.verified_through > 0) {
       v.proven_by = c;  // the newest one of that size wins
@@ -74,8 +101,9 @@ Verification VerificationRun::Finish() {
 }
 
 absl::StatusOr<Verification> VerifyBundle(std::istream& in,
-                                          const std::vector<std::string>& trusted_keys) {
-  VerificationRun run(trusted_keys);
+                                          const std::vector<std::string>& trusted_keys,
+                                          std::optional<v1::Checkpoint> anchor) {
+  VerificationRun run(trusted_keys, std::move(anchor));
   std::string line;
   int64_t number = 0;
   bool header = false;

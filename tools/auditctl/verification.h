@@ -49,7 +49,11 @@ struct Verification {
 // events (or at least before the events reach their tree size).
 class VerificationRun {
  public:
-  explicit VerificationRun(std::vector<std::string> trusted_keys);
+  // `anchor`: a checkpoint trusted from an earlier verification. The log must still hold it,
+  // byte for byte (same seq, size, root, chain and signature), and prove through its tree size;
+  // a log re-signed from scratch, even with the right key, fails here.
+  explicit VerificationRun(std::vector<std::string> trusted_keys,
+                           std::optional<v1::Checkpoint> anchor = std::nullopt);
   void AddCheckpoint(const v1::Checkpoint& c);
   void AddEvent(const v1::StoredEvent& e);
   bool failed() const { return verifier_.failed(); }
@@ -57,13 +61,17 @@ class VerificationRun {
 
  private:
   LogVerifier verifier_;
+  std::optional<v1::Checkpoint> anchor_;
+  bool anchor_seen_ = false;
+  bool anchor_differs_ = false;
   std::vector<v1::Checkpoint> checkpoints_;
 };
 
 // Verifies a bundle. INVALID_ARGUMENT naming the line if it is not a well-formed bundle;
 // otherwise the verification (report.ok false and first_bad_position on tampering).
 absl::StatusOr<Verification> VerifyBundle(std::istream& in,
-                                          const std::vector<std::string>& trusted_keys);
+                                          const std::vector<std::string>& trusted_keys,
+                                          std::optional<v1::Checkpoint> anchor = std::nullopt);
 
 // Several lines for people: what was checked, what is proven by which checkpoint, what is not
 // yet covered, and on failure the first bad position and why.

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "audit/checkpoint.h"
 #include "audit/signing.h"
 #include "audit/test_log.h"
 #include "gtest/gtest.h"
@@ -92,6 +93,41 @@ TEST_F(VerificationTest, MalformedBundlesNameTheLine) {
   // A checkpoint after the events.
   std::swap(lines[1], lines[10]);
   EXPECT_FALSE(Verify(absl::StrJoin(lines, "\n"), key_.public_key()).ok());
+}
+
+TEST_F(VerificationTest, AnAnchorFromAnEarlierAuditMustStillBeInTheLog) {
+  const v1::Checkpoint anchor = log_.checkpoints[0];
+  std::istringstream same(BundleOf(log_));
+  absl::StatusOr<Verification> v = VerifyBundle(same, {key_.public_key()}, anchor);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->report.ok) << v->report.problem;
+
+  // The same history re-signed from scratch (a stolen key): every signature verifies, but the
+  // checkpoint the auditor kept is no longer there.
+  testing::TestLog resigned = log_;
+  resigned.checkpoints.clear();
+  for (int size : {25, 50}) {
+    resigned.checkpoints.push_back(testing::MakeCheckpoint(
+        resigned.events, size,
+        resigned.checkpoints.empty() ? nullptr : &resigned.checkpoints.back(), key_));
+    resigned.checkpoints.back().set_note("re-signed");
+    SignCheckpoint(key_, &resigned.checkpoints.back());
+  }
+  std::istringstream forged(BundleOf(resigned));
+  v = VerifyBundle(forged, {key_.public_key()}, anchor);
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->report.ok);
+  EXPECT_NE(v->report.problem.find("was replaced"), std::string::npos) << v->report.problem;
+
+  // A checkpoint log cut short before the anchor.
+  testing::TestLog cut = log_;
+  cut.checkpoints.clear();
+  cut.events.resize(20);
+  std::istringstream shorter(BundleOf(cut));
+  v = VerifyBundle(shorter, {key_.public_key()}, log_.checkpoints[1]);
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->report.ok);
+  EXPECT_NE(v->report.problem.find("is missing"), std::string::npos) << v->report.problem;
 }
 
 TEST_F(VerificationTest, AnotherKeyIsNotTrusted) {
