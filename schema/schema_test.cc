@@ -32,7 +32,9 @@ class SchemaTest : public testing::PostgresTest<> {
                        const char* prelude = nullptr) {
     pg::ConnPtr c = Connect(user);
     if (c == nullptr) return "no connection";
-    if (prelude != nullptr) EXPECT_TRUE(pg::Exec(c.get(), prelude).ok());
+    if (prelude != nullptr) {
+      EXPECT_TRUE(pg::Exec(c.get(), prelude).ok());
+    }
     absl::StatusOr<pg::ResultPtr> r = pg::Exec(c.get(), sql.c_str());
     return r.ok() ? "" : pg::SqlStateOf(r.status());
   }

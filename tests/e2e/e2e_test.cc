@@ -57,7 +57,9 @@ class EndToEndTest : public testing::PostgresTest<> {
 
   void TearDown() override {
     query_.reset();
-    if (ingestor_) ASSERT_TRUE(ingestor_->Stop().ok());
+    if (ingestor_) {
+      ASSERT_TRUE(ingestor_->Stop().ok());
+    }
   }
 
   void StartQueryServer(const std::string& listen) {
