@@ -241,7 +241,8 @@ void Checkpointer::Run(const absl::Notification& stop) {
   LogInfo("checkpointer starting")
       .With("key_id", options_.key.key_id())
       .With("interval", options_.interval);
-  do {
+  bool final_round = false;
+  while (true) {
     absl::StatusOr<Round> round = RunOnce();
     if (!round.ok()) {
       if (round.status().code() == absl::StatusCode::kDataLoss) {
@@ -250,6 +251,8 @@ void Checkpointer::Run(const absl::Notification& stop) {
       } else {
         LogWarning("checkpoint round failed; retrying").With(round.status());
       }
+      if (final_round) break;
+      final_round = stop.WaitForNotificationWithTimeout(options_.interval);
       continue;
     }
     if (round->passive) {
@@ -264,7 +267,11 @@ void Checkpointer::Run(const absl::Notification& stop) {
           .With("tree_size", c.tree_size())
           .With("note", c.note());
     }
-  } while (!stop.WaitForNotificationWithTimeout(options_.interval));
+    if (final_round) break;
+    // After the stop, one more round signs what was stored last.
+    final_round = stop.WaitForNotificationWithTimeout(options_.interval);
+  }
+  LogInfo("checkpointer stopped");
 }
 
 }  // namespace audit::ingestor

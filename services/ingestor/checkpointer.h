@@ -67,7 +67,8 @@ class Checkpointer {
   // the checkpoint log, ABORTED if another signer won a race for the next seq.
   absl::StatusOr<Round> RunOnce();
 
-  // Rounds every `interval` until `stop` is notified; logs failures and keeps going.
+  // Rounds every `interval` until `stop` is notified, then one last round (so that a clean
+  // shutdown leaves everything stored signed); logs failures and keeps going.
   void Run(const absl::Notification& stop);
 
  private:

@@ -265,6 +265,8 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   merkle::Frontier frontier = *frontier_;
   std::vector<merkle::Frontier::Node> completed;
 
+  if (options_.stage_hook) options_.stage_hook(Stage::kBeforeInsert);
+
   // Which (source, id) pairs are stored already, with which content.
   absl::flat_hash_map<EventKey, Known> known;
   std::vector<std::string> owned_keys;  // backing storage for `known`'s views
@@ -376,6 +378,7 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
     }
     if (absl::Status s = pg::CopyIn(conn, kCopyMerkleNodes, nodes.Finish()); !s.ok()) return s;
   }
+  if (options_.stage_hook) options_.stage_hook(Stage::kBeforeCommit);
   if (absl::StatusOr<pg::ResultPtr> c = pg::Exec(conn, "COMMIT"); !c.ok()) return c.status();
   frontier_ = std::move(frontier);
   if (result.appended > 0) {

@@ -18,6 +18,7 @@
 #ifndef SERVICES_INGESTOR_PG_EVENT_STORE_H_
 #define SERVICES_INGESTOR_PG_EVENT_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,9 +32,17 @@ namespace audit::ingestor {
 
 class PgEventStore : public EventSink {
  public:
+  // Points of the append transaction, for fault-injection tests (tests/torture).
+  enum class Stage {
+    kBeforeInsert,  // the append lock is held, nothing written yet
+    kBeforeCommit,  // everything written, not committed
+  };
+
   struct Options {
     std::string url;  // libpq URI of a role in audit_writer
     pg::ConnectOptions connect;
+    // Called at each Stage of every append; unset in production.
+    std::function<void(Stage)> stage_hook;
   };
 
   // Does not connect; the first Append (or Ping) does.
