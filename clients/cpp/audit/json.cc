@@ -10,6 +10,14 @@
 #include "audit/utf8.h"
 
 namespace audit {
+
+JsonValue::JsonValue() = default;
+JsonValue::JsonValue(const JsonValue&) = default;
+JsonValue::JsonValue(JsonValue&&) noexcept = default;
+JsonValue& JsonValue::operator=(const JsonValue&) = default;
+JsonValue& JsonValue::operator=(JsonValue&&) noexcept = default;
+JsonValue::~JsonValue() = default;
+
 namespace {
 
 // PostgreSQL numeric limits (src/include/utils/numeric.h): at most 16383 digits after the

@@ -39,6 +39,15 @@ struct JsonValue {
   std::vector<JsonValue> elements;                         // kArray
   std::vector<std::pair<std::string, JsonValue>> members;  // kObject, input order
 
+  // Declared here, defined where JsonValue is complete (clang needs that for the recursive
+  // std::pair member).
+  JsonValue();
+  JsonValue(const JsonValue&);
+  JsonValue(JsonValue&&) noexcept;
+  JsonValue& operator=(const JsonValue&);
+  JsonValue& operator=(JsonValue&&) noexcept;
+  ~JsonValue();
+
   bool is_object() const { return type == Type::kObject; }
   bool is_string() const { return type == Type::kString; }
   // The value of the last member named `key`, or nullptr (also when not an object).
