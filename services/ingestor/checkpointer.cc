@@ -25,10 +25,12 @@ SELECT position, leaf_hash, chain_hash,
        (extract(epoch FROM recorded_at) * 1000000)::bigint
 FROM audit.events WHERE position > $1 AND position <= $2 ORDER BY position)sql";
 
+// One row per requested node, in the order requested (a join alone does not keep it).
 constexpr char kNodes[] = R"sql(
-SELECT m.level, m.node_index, m.hash
-FROM unnest($1::smallint[], $2::bigint[]) AS k(level, node_index)
-LEFT JOIN audit.merkle_nodes m ON m.level = k.level AND m.node_index = k.node_index)sql";
+SELECT m.hash
+FROM unnest($1::smallint[], $2::bigint[]) WITH ORDINALITY AS k(level, node_index, ord)
+LEFT JOIN audit.merkle_nodes m ON m.level = k.level AND m.node_index = k.node_index
+ORDER BY k.ord)sql";
 
 constexpr char kKeyUsedBefore[] =
     "SELECT 1 FROM audit.checkpoints WHERE key_id = $1 AND seq < $2 LIMIT 1";
@@ -56,9 +58,12 @@ absl::Status CheckStoredNodes(PGconn* conn, const std::vector<merkle::Frontier::
                                                pg::TextArrayLiteral(indexes)};
   absl::StatusOr<pg::ResultPtr> r = pg::ExecParams(conn, kNodes, params);
   if (!r.ok()) return r.status();
+  if (PQntuples(r->get()) != static_cast<int>(nodes.size())) {
+    return absl::InternalError("the node lookup returned the wrong number of rows");
+  }
   for (int i = 0; i < PQntuples(r->get()); ++i) {
     Sha256Digest d;
-    if (pg::IsNull(r->get(), i, 2) || !Decode(pg::Value(r->get(), i, 2), &d) ||
+    if (pg::IsNull(r->get(), i, 0) || !Decode(pg::Value(r->get(), i, 0), &d) ||
         d != nodes[i].hash) {
       return Loss(absl::StrCat("stored Merkle node (", nodes[i].level, ", ", nodes[i].index,
                                ") is missing or differs from its leaves"));

@@ -1,5 +1,6 @@
 #include "services/ingestor/pg_event_store.h"
 
+#include <chrono>
 #include <map>
 #include <optional>
 #include <set>
@@ -37,12 +38,16 @@ FROM unnest($1::text[], $2::int[], $3::bigint[]) AS k(topic, part, off)
 JOIN audit.dead_letters d
   ON d.kafka_topic = k.topic AND d.kafka_partition = k.part AND d.kafka_offset = k.off)sql";
 
-constexpr char kCopyEvents[] =
+}  // namespace
+
+const char kCopyEventsSql[] =
     "COPY audit.events (position, event_id, source, type, spec_version, subject, occurred_at,"
     " recorded_at, data_content_type, data_schema, data, data_bytes, correlation_id,"
     " causation_id, actor, tenant, traceparent, sequence, extensions, kafka_topic,"
     " kafka_partition, kafka_offset, content_hash, leaf_hash, chain_hash) FROM STDIN"
     " (FORMAT binary)";
+namespace {
+
 constexpr int16_t kEventColumns = 25;
 
 constexpr char kCopyMerkleNodes[] =
@@ -87,8 +92,11 @@ std::string ExtensionsJson(const v1::Event& e) {
   return out;
 }
 
-void WriteEvent(const EventEntry& entry, int64_t position, int64_t recorded_micros,
-                const Sha256Digest& leaf, const Sha256Digest& chain, pg::BinaryCopyWriter* w) {
+}  // namespace
+
+void AppendEventCopyRow(const EventEntry& entry, int64_t position, int64_t recorded_micros,
+                        const Sha256Digest& leaf, const Sha256Digest& chain,
+                        pg::BinaryCopyWriter* w) {
   const v1::Event& e = *entry.event;
   w->StartRow(kEventColumns);
   w->Int64(position);
@@ -133,6 +141,8 @@ void WriteEvent(const EventEntry& entry, int64_t position, int64_t recorded_micr
   w->Bytea(DigestBytes(leaf));
   w->Bytea(DigestBytes(chain));
 }
+
+namespace {
 
 void WriteDeadLetter(const DeadLetterEntry& dl, std::optional<int64_t> conflicting_position,
                      int64_t received_micros, pg::BinaryCopyWriter* w) {
@@ -294,7 +304,8 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   }
 
   // Classify in batch order; new events get consecutive positions.
-  pg::BinaryCopyWriter events;
+  std::vector<const EventEntry*> fresh;
+  fresh.reserve(batch.events.size());
   std::vector<DeadLetterEntry> conflicts;
   std::vector<int64_t> conflicting_positions;
   int64_t next = head + 1;
@@ -302,12 +313,7 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
     const EventKey key{entry.event->source(), entry.event->id()};
     auto it = known.find(key);
     if (it == known.end()) {
-      const Sha256Digest leaf =
-          RecordLeafHash(next, now_micros, entry.record->topic, entry.record->partition,
-                         entry.record->offset, entry.content_hash);
-      chain = ChainHash(chain, leaf);
-      frontier.Append(leaf, kStoredMerkleLevel, &completed);
-      WriteEvent(entry, next, now_micros, leaf, chain, &events);
+      fresh.push_back(&entry);
       known[key] = Known{entry.content_hash, next};
       ++next;
       continue;
@@ -332,6 +338,28 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   }
   for (const DeadLetterEntry& dl : batch.dead_letters) dead.emplace_back(&dl, std::nullopt);
   result.appended = next - head - 1;
+
+  // Tamper evidence (timed on its own, for the benchmarks): leaf and chain hashes, and the
+  // Merkle subtrees the new leaves complete.
+  const auto hashing_start = std::chrono::steady_clock::now();
+  std::vector<std::pair<Sha256Digest, Sha256Digest>> hashes(fresh.size());
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    const EventEntry& entry = *fresh[i];
+    const Sha256Digest leaf =
+        RecordLeafHash(head + 1 + static_cast<int64_t>(i), now_micros, entry.record->topic,
+                       entry.record->partition, entry.record->offset, entry.content_hash);
+    chain = ChainHash(chain, leaf);
+    frontier.Append(leaf, kStoredMerkleLevel, &completed);
+    hashes[i] = {leaf, chain};
+  }
+  hashing_nanos_ += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now() - hashing_start)
+                        .count();
+  pg::BinaryCopyWriter events;
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    AppendEventCopyRow(*fresh[i], head + 1 + static_cast<int64_t>(i), now_micros, hashes[i].first,
+                       hashes[i].second, &events);
+  }
 
   if (!dead.empty()) {
     // Already dead-lettered messages (a redelivery after a crash) are not written again.
@@ -366,7 +394,7 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
     }
   }
   if (events.rows() > 0) {
-    if (absl::Status s = pg::CopyIn(conn, kCopyEvents, events.Finish()); !s.ok()) return s;
+    if (absl::Status s = pg::CopyIn(conn, kCopyEventsSql, events.Finish()); !s.ok()) return s;
   }
   if (!completed.empty()) {
     pg::BinaryCopyWriter nodes;

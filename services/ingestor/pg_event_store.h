@@ -18,6 +18,7 @@
 #ifndef SERVICES_INGESTOR_PG_EVENT_STORE_H_
 #define SERVICES_INGESTOR_PG_EVENT_STORE_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -25,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "audit/merkle.h"
+#include "services/common/copy_binary.h"
 #include "services/common/pg.h"
 #include "services/ingestor/event_sink.h"
 
@@ -54,6 +56,9 @@ class PgEventStore : public EventSink {
   // reached, FAILED_PRECONDITION if it is not migrated.
   absl::Status Ping();
 
+  // Time spent computing leaf and chain hashes and Merkle subtrees, since construction.
+  absl::Duration hashing_time() const { return absl::Nanoseconds(hashing_nanos_.load()); }
+
  private:
   absl::StatusOr<AppendResult> AppendInTransaction(const AppendBatch& batch);
   absl::Status EnsureConnected();
@@ -61,7 +66,15 @@ class PgEventStore : public EventSink {
   Options options_;
   pg::ConnPtr conn_;
   std::optional<merkle::Frontier> frontier_;  // at the head we last committed
+  std::atomic<int64_t> hashing_nanos_{0};
 };
+
+// The binary COPY of audit.events the store runs, and one row of it: exposed for the
+// benchmarks' raw-COPY baseline (tools/bench), which must write exactly the same rows.
+extern const char kCopyEventsSql[];
+void AppendEventCopyRow(const EventEntry& entry, int64_t position, int64_t recorded_micros,
+                        const Sha256Digest& leaf, const Sha256Digest& chain,
+                        pg::BinaryCopyWriter* w);
 
 }  // namespace audit::ingestor
 

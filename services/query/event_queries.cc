@@ -265,8 +265,10 @@ absl::StatusOr<v1::ListDeadLettersResponse> EventQueries::ListDeadLetters(
       absl::StrCat(
           "SELECT id, kafka_topic, kafka_partition, kafka_offset,"
           " (extract(epoch FROM kafka_timestamp) * 1000000)::bigint, encode(raw_key, 'base64'),"
-          " (SELECT coalesce(json_agg(json_build_array(encode(k, 'base64'), encode(v, 'base64'))),"
-          "  '[]') FROM unnest(raw_header_keys, raw_header_values) AS h(k, v))::text,"
+          " (SELECT coalesce(json_agg(json_build_array(encode(k, 'base64'), encode(v, 'base64'))"
+          "  ORDER BY ord), '[]')"
+          "  FROM unnest(raw_header_keys, raw_header_values) WITH ORDINALITY AS h(k, v, "
+          "ord))::text,"
           " encode(raw_value, 'base64'), error_class, reason, event_source, event_id,"
           " conflicting_position, (extract(epoch FROM received_at) * 1000000)::bigint"
           " FROM audit.dead_letters",

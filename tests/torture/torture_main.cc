@@ -29,6 +29,8 @@ ABSL_FLAG(std::string, scenarios, "all", "Comma-separated scenario names, or all
 ABSL_FLAG(uint64_t, seed, 1, "Seed of every random choice (kill moments, poison mix).");
 ABSL_FLAG(std::string, work_dir, "", "Where logs go (default: a new directory under /tmp).");
 ABSL_FLAG(std::string, json_out, "", "Also write the results as JSON here.");
+ABSL_FLAG(bool, pause_on_failure, false,
+          "After a failed scenario, keep its database up for inspection (until killed).");
 
 namespace audit::torture {
 namespace {
@@ -102,6 +104,13 @@ int Main(int argc, char** argv) {
     r.elapsed = absl::Now() - start;
     for (const auto& [k, v] : r.figures) std::printf("   %-48s %s\n", k.c_str(), v.c_str());
     for (const auto& f : r.failures) std::printf("   FAILED: %s\n", f.c_str());
+    if (!r.passed() && absl::GetFlag(FLAGS_pause_on_failure)) {
+      // For a post-mortem: the scenario's database stays up until the harness is killed.
+      std::printf("   paused; the database is %s (Ctrl-C to end)\n",
+                  (*world)->Url("postgres").c_str());
+      std::fflush(stdout);
+      absl::SleepFor(absl::InfiniteDuration());
+    }
     std::printf("   %s in %.1f s\n\n", r.passed() ? "PASS" : "FAIL",
                 absl::ToDoubleSeconds(r.elapsed));
     std::fflush(stdout);

@@ -29,6 +29,13 @@ absl::StatusOr<Binaries> FindBinaries(const char* argv0) {
                root + "services/query/audit-query", root + "tools/devbroker/audit-devbroker"};
     if (Exists(b.ingestor) && Exists(b.crashing_ingestor) && Exists(b.query) &&
         Exists(b.devbroker)) {
+      // Resolved once: a later build may repoint bazel-bin while the suite runs.
+      for (std::string* path : {&b.ingestor, &b.crashing_ingestor, &b.query, &b.devbroker}) {
+        if (char* real = realpath(path->c_str(), nullptr)) {
+          *path = real;
+          free(real);
+        }
+      }
       return b;
     }
   }
@@ -100,7 +107,12 @@ absl::Status World::StartBroker() {
   if (!p.ok()) return p.status();
   broker_ = *std::move(p);
   absl::StatusOr<std::string> line = broker_->ReadLine(absl::Seconds(30));
-  if (!line.ok()) return line.status();
+  if (!line.ok()) {
+    absl::StatusOr<int> exit = broker_->Wait(absl::Seconds(5));
+    return absl::UnavailableError(absl::StrCat("the Kafka cluster did not start (",
+                                               line.status().message(), ", exit ",
+                                               exit.ok() ? absl::StrCat(*exit) : "?", ")"));
+  }
   absl::string_view v = *line;
   if (!absl::ConsumePrefix(&v, "bootstrap=")) {
     return absl::InternalError(absl::StrCat("devbroker said ", *line));
