@@ -562,24 +562,23 @@ Report DiskFull(World& world, const Scale& scale) {
     report.Figure("skipped", "needs root to mount a small filesystem");
     return report;
   }
+  // Unmounted on every way out (lazily: PostgreSQL may still hold files until it restarts).
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { umount2(dir.c_str(), MNT_DETACH); }
+  } unmount{dir};
   const std::string ts = dir + "/ts";
   mkdir(ts.c_str(), 0700);
   if (const passwd* pw = getpwnam("postgres")) (void)chown(ts.c_str(), pw->pw_uid, pw->pw_gid);
   absl::StatusOr<std::vector<std::string>> created =
       world.Query(absl::StrCat("CREATE TABLESPACE small_disk LOCATION '", ts, "'"));
-  if (!report.Require(created.status(), "create a tablespace on the small disk")) {
-    umount2(dir.c_str(), MNT_DETACH);
-    return report;
-  }
+  if (!report.Require(created.status(), "create a tablespace on the small disk")) return report;
   absl::StatusOr<std::vector<std::string>> moved = world.Query(absl::StrCat(
       "ALTER TABLE audit.events SET TABLESPACE small_disk; ",
       "DO $$ DECLARE i record; BEGIN FOR i IN SELECT indexname FROM pg_indexes WHERE "
       "schemaname = 'audit' AND tablename = 'events' LOOP EXECUTE format('ALTER INDEX audit.%I "
       "SET TABLESPACE small_disk', i.indexname); END LOOP; END $$; SELECT 1"));
-  if (!report.Require(moved.status(), "move the events to the small disk")) {
-    umount2(dir.c_str(), MNT_DETACH);
-    return report;
-  }
+  if (!report.Require(moved.status(), "move the events to the small disk")) return report;
   if (!report.Require(world.StartBroker(), "broker")) return report;
   BackgroundProducer producer(world, Producing("df", 0, scale.seed),
                               scale.long_run ? 60'000 : 25'000);
@@ -618,7 +617,6 @@ Report DiskFull(World& world, const Scale& scale) {
       "SET TABLESPACE pg_default', i.indexname); END LOOP; END $$; "
       "ALTER TABLE audit.events SET TABLESPACE pg_default; SELECT 1");
   (void)world.Query("DROP TABLESPACE small_disk");
-  umount2(dir.c_str(), MNT_DETACH);
   return report;
 }
 
