@@ -60,6 +60,7 @@ absl::StatusOr<ConnPtr> Connect(absl::string_view url, const ConnectOptions& opt
   if (options.statement_timeout > absl::ZeroDuration()) {
     absl::StrAppend(&pg_options, "-c statement_timeout=", Millis(options.statement_timeout));
   }
+  if (!options.jit) absl::StrAppend(&pg_options, " -c jit=off");
   if (options.idle_in_transaction_timeout > absl::ZeroDuration()) {
     absl::StrAppend(&pg_options, " -c idle_in_transaction_session_timeout=",
                     Millis(options.idle_in_transaction_timeout));

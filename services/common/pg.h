@@ -42,6 +42,10 @@ struct ConnectOptions {
   absl::Duration statement_timeout = absl::Seconds(60);
   // A client that stalls inside a transaction (holding the append lock) is cut off.
   absl::Duration idle_in_transaction_timeout = absl::Seconds(30);
+  // PostgreSQL's JIT compiler. Off: our statements are short, and the planner's cost estimates
+  // for a recursive binary search or a large table trigger 20-100 ms of compilation for a
+  // query that runs in one (docs/PERFORMANCE.md). Long aggregations turn it on locally.
+  bool jit = false;
 };
 
 // Connects to `url` (a libpq URI or key=value string). Settings in the URL win over the

@@ -1,7 +1,9 @@
 #include "services/ingestor/ingestor.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -30,25 +32,83 @@ std::pair<AppendBatch, AppendBatch> Halve(const AppendBatch& batch) {
 Ingestor::Ingestor(RecordSource& source, EventSink& sink, IngestorOptions options)
     : source_(source), sink_(sink), options_(std::move(options)) {}
 
+// A polled batch, decoded: what the store needs. `append` points into `records` and
+// `decoded`, whose buffers stay put when the struct moves.
+struct Ingestor::Prepared {
+  RecordBatch records;
+  std::vector<Decoded> decoded;
+  AppendBatch append;
+};
+
+std::unique_ptr<Ingestor::Prepared> Ingestor::Prepare(RecordBatch batch) const {
+  auto p = std::make_unique<Prepared>();
+  p->records = std::move(batch);
+  p->decoded.reserve(p->records.records.size());
+  p->append.events.reserve(p->records.records.size());
+  for (const KafkaRecord& r : p->records.records) {
+    p->decoded.push_back(Decode(r, options_.decoder));
+  }
+  for (size_t i = 0; i < p->records.records.size(); ++i) {
+    const KafkaRecord& r = p->records.records[i];
+    const Decoded& d = p->decoded[i];
+    if (d.status.ok()) {
+      p->append.events.push_back({&r, &d.event, d.content_hash});
+    } else {
+      p->append.dead_letters.push_back({&r, ErrorClassOf(d.status), std::string(d.status.message()),
+                                        d.event.source(), d.event.id()});
+    }
+  }
+  return p;
+}
+
 absl::Status Ingestor::Run(const absl::Notification& stop) {
   LogInfo("ingestor running")
       .With("batch_max_records", static_cast<int64_t>(options_.batch_max_records));
+  // The next batch, polled (without waiting) and decoded on a helper thread while the current
+  // one is being stored: decoding overlaps the database's work.
+  std::unique_ptr<Prepared> ahead;
   while (!stop.HasBeenNotified()) {
-    RecordBatch batch;
-    if (!pending_.empty()) {
-      batch.Append(std::move(pending_));
-    } else {
-      absl::StatusOr<RecordBatch> polled =
-          source_.Poll(options_.batch_max_records, options_.poll_wait);
-      if (!polled.ok()) return polled.status();
-      batch = *std::move(polled);
+    std::unique_ptr<Prepared> current = std::move(ahead);
+    if (current == nullptr) {
+      RecordBatch batch;
+      if (!pending_.empty()) {
+        batch.Append(std::move(pending_));
+      } else {
+        const absl::Time poll_start = absl::Now();
+        absl::StatusOr<RecordBatch> polled =
+            source_.Poll(options_.batch_max_records, options_.poll_wait);
+        stats_.poll_nanos += absl::ToInt64Nanoseconds(absl::Now() - poll_start);
+        if (!polled.ok()) return polled.status();
+        batch = *std::move(polled);
+      }
+      MaybeLogStats();
+      if (batch.empty()) continue;
+      const absl::Time t = absl::Now();
+      current = Prepare(std::move(batch));
+      stats_.decode_nanos += absl::ToInt64Nanoseconds(absl::Now() - t);
     }
+    RecordBatch next;
+    if (options_.decode_ahead) {
+      if (!pending_.empty()) {
+        next.Append(std::move(pending_));
+      } else {
+        absl::StatusOr<RecordBatch> polled =
+            source_.Poll(options_.batch_max_records, absl::ZeroDuration());
+        if (!polled.ok()) return polled.status();
+        next = *std::move(polled);
+      }
+    }
+    std::thread decoder;
+    if (!next.empty()) {
+      decoder = std::thread([this, &next, &ahead] { ahead = Prepare(std::move(next)); });
+    }
+    absl::Status stored = StoreAndCommit(*current, stop);
+    if (decoder.joinable()) decoder.join();
     MaybeLogStats();
-    if (batch.empty()) continue;
-    if (absl::Status s = ProcessBatch(batch, stop); !s.ok()) {
+    if (!stored.ok()) {
       LogWarning("stopping with a batch not stored; it will be delivered again")
-          .With("records", static_cast<int64_t>(batch.records.size()))
-          .With(s);
+          .With("records", static_cast<int64_t>(current->records.records.size()))
+          .With(stored);
       break;
     }
   }
@@ -60,27 +120,27 @@ absl::Status Ingestor::Run(const absl::Notification& stop) {
 }
 
 absl::Status Ingestor::ProcessBatch(RecordBatch& batch, const absl::Notification& stop) {
-  stats_.records += static_cast<int64_t>(batch.records.size());
-  std::vector<Decoded> decoded;
-  decoded.reserve(batch.records.size());
-  AppendBatch append;
-  append.events.reserve(batch.records.size());
-  for (const KafkaRecord& r : batch.records) {
-    decoded.push_back(Decode(r, options_.decoder));
-    const Decoded& d = decoded.back();
-    if (d.status.ok()) {
-      append.events.push_back({&r, &d.event, d.content_hash});
-    } else {
-      append.dead_letters.push_back({&r, ErrorClassOf(d.status), std::string(d.status.message()),
-                                     d.event.source(), d.event.id()});
-    }
-  }
-  if (absl::Status s = StoreWithRetry(append, stop); !s.ok()) return s;
+  const absl::Time t = absl::Now();
+  std::unique_ptr<Prepared> p = Prepare(std::move(batch));
+  stats_.decode_nanos += absl::ToInt64Nanoseconds(absl::Now() - t);
+  absl::Status s = StoreAndCommit(*p, stop);
+  batch = std::move(p->records);
+  return s;
+}
+
+absl::Status Ingestor::StoreAndCommit(Prepared& p, const absl::Notification& stop) {
+  stats_.records += static_cast<int64_t>(p.records.records.size());
+  absl::Time t = absl::Now();
+  if (absl::Status s = StoreWithRetry(p.append, stop); !s.ok()) return s;
+  stats_.store_nanos += absl::ToInt64Nanoseconds(absl::Now() - t);
   stats_.batches++;
-  if (absl::Status s = source_.Commit(batch); !s.ok()) {
+  t = absl::Now();
+  absl::Status committed = source_.Commit(p.records);
+  stats_.offset_commit_nanos += absl::ToInt64Nanoseconds(absl::Now() - t);
+  if (!committed.ok()) {
     // Stored but not committed: a later delivery of these messages is absorbed.
     stats_.commit_failures++;
-    LogWarning("offset commit failed; messages will be redelivered and absorbed").With(s);
+    LogWarning("offset commit failed; messages will be redelivered and absorbed").With(committed);
   }
   return absl::OkStatus();
 }

@@ -2,7 +2,9 @@
 //
 // One transaction per batch:
 //   1. SELECT * FROM audit.begin_append()    -- waits for the append lock; head + clock
-//   2. look up the batch's (source, id) pairs -- one statement, under the lock
+//   2. look up the batch's (source, id) pairs -- one statement, under the lock; skipped while
+//      batches hold nothing already stored: the unique index on (source, id) refuses a
+//      duplicate (23505), and the batch is redone with the lookup (as are the next 16)
 //   3. look up already dead-lettered messages -- only if the batch has dead letters
 //   4. COPY dead letters, COPY events (binary) with positions head+1.., one recorded_at, and
 //      their leaf and chain hashes; COPY the Merkle subtrees of >= 256 leaves they complete
@@ -18,6 +20,7 @@
 #ifndef SERVICES_INGESTOR_PG_EVENT_STORE_H_
 #define SERVICES_INGESTOR_PG_EVENT_STORE_H_
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -56,17 +59,36 @@ class PgEventStore : public EventSink {
   // reached, FAILED_PRECONDITION if it is not migrated.
   absl::Status Ping();
 
-  // Time spent computing leaf and chain hashes and Merkle subtrees, since construction.
-  absl::Duration hashing_time() const { return absl::Nanoseconds(hashing_nanos_.load()); }
+  // Where append time went, cumulative since construction (read from any thread):
+  //   lock     begin_append() (waiting for the append lock), rebuilding the Merkle frontier
+  //   lookup   finding already stored (source, id) pairs
+  //   hashing  leaf and chain hashes, Merkle subtrees
+  //   encode   the binary COPY rows
+  //   copy     dead letters (looked up and written), COPY of events and subtrees, the
+  //            continuity trigger
+  //   commit   COMMIT (the WAL flush)
+  enum class Phase { kLock, kLookup, kHashing, kEncode, kCopy, kCommit, kCount };
+  absl::Duration phase_time(Phase p) const {
+    return absl::Nanoseconds(phase_nanos_[static_cast<int>(p)].load());
+  }
+  absl::Duration hashing_time() const { return phase_time(Phase::kHashing); }
+  // Optimistic appends that met an already stored event and were redone with the lookup.
+  int64_t optimistic_misses() const { return optimistic_misses_.load(); }
 
  private:
-  absl::StatusOr<AppendResult> AppendInTransaction(const AppendBatch& batch);
+  // Batches appended with the (source, id) lookup after an optimistic attempt hit a duplicate.
+  static constexpr int kLookupRun = 16;
+
+  absl::StatusOr<AppendResult> AppendOnce(const AppendBatch& batch, bool lookup);
+  absl::StatusOr<AppendResult> AppendInTransaction(const AppendBatch& batch, bool lookup);
   absl::Status EnsureConnected();
 
   Options options_;
   pg::ConnPtr conn_;
   std::optional<merkle::Frontier> frontier_;  // at the head we last committed
-  std::atomic<int64_t> hashing_nanos_{0};
+  std::array<std::atomic<int64_t>, static_cast<int>(Phase::kCount)> phase_nanos_{};
+  int lookups_ahead_ = 0;
+  std::atomic<int64_t> optimistic_misses_{0};
 };
 
 // The binary COPY of audit.events the store runs, and one row of it: exposed for the

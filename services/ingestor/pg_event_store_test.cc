@@ -165,6 +165,42 @@ TEST_F(PgEventStoreTest, IdenticalRedeliveriesAreAbsorbed) {
   EXPECT_EQ(r2->duplicates, 3);
   EXPECT_EQ(Query("SELECT count(*) FROM audit.events")[0], "2");
   EXPECT_EQ(Query("SELECT count(*) FROM audit.dead_letters")[0], "0");
+  // The first batch went in without a lookup; the second met the unique index and was redone
+  // with one, as the next batches are (a run of redeliveries).
+  EXPECT_EQ(store->optimistic_misses(), 1);
+  BatchBuilder mixed;
+  mixed.AddEvent(MakeValidEvent("b"), 3);
+  mixed.AddEvent(MakeValidEvent("c"), 4);
+  absl::StatusOr<AppendResult> r3 = store->Append(mixed.batch());
+  ASSERT_TRUE(r3.ok());
+  EXPECT_EQ(r3->appended, 1);
+  EXPECT_EQ(r3->duplicates, 1);
+  EXPECT_EQ(store->optimistic_misses(), 1) << "looked up directly, no second miss";
+}
+
+TEST_F(PgEventStoreTest, AfterARunOfLookupsAppendsGoOptimisticAgainAndStillCatchConflicts) {
+  auto store = Store();
+  BatchBuilder original;
+  original.AddEvent(MakeValidEvent("x"), 1);
+  ASSERT_TRUE(store->Append(original.batch()).ok());
+  ASSERT_TRUE(store->Append(original.batch()).ok());  // a miss: lookups for the next batches
+  for (int i = 0; i < 20; ++i) {
+    BatchBuilder b;
+    b.AddEvent(MakeValidEvent(absl::StrCat("fresh-", i)), 10 + i);
+    ASSERT_TRUE(store->Append(b.batch()).ok());
+  }
+  EXPECT_EQ(store->optimistic_misses(), 1);
+  // Optimistic again: a conflicting redelivery is still caught, by the index, and
+  // dead-lettered with the stored position.
+  BatchBuilder conflict;
+  v1::Event changed = MakeValidEvent("x");
+  changed.set_subject("order-other");
+  conflict.AddEvent(changed, 99);
+  absl::StatusOr<AppendResult> r = store->Append(conflict.batch());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->conflicts, 1);
+  EXPECT_EQ(store->optimistic_misses(), 2);
+  EXPECT_EQ(Query("SELECT conflicting_position FROM audit.dead_letters")[0], "1");
 }
 
 TEST_F(PgEventStoreTest, SameIdDifferentContentIsDeadLetteredAsConflictOnce) {

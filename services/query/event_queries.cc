@@ -240,7 +240,7 @@ absl::StatusOr<v1::GetStatisticsResponse> EventQueries::GetStatistics(
   v1::GetStatisticsResponse out;
   // One snapshot for every count.
   if (absl::StatusOr<pg::ResultPtr> b =
-          pg::Exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+          pg::Exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL jit = on");
       !b.ok()) {
     return b.status();
   }
