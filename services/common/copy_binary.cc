@@ -92,6 +92,13 @@ void BinaryCopyWriter::ByteaArray(absl::Span<const std::optional<absl::string_vi
   }
 }
 
+std::string BinaryCopyWriter::Drain() {
+  std::string out;
+  out.swap(buffer_);
+  buffer_.reserve(out.capacity());
+  return out;
+}
+
 const std::string& BinaryCopyWriter::Finish() {
   U16(0xFFFF);
   return buffer_;

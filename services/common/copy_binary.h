@@ -41,8 +41,11 @@ class BinaryCopyWriter {
   // Convenience: NULL when `v` is empty.
   void TextOrNull(absl::string_view v) { v.empty() ? Null() : Text(v); }
 
-  // Appends the trailer and returns the whole stream. Call once.
+  // Appends the trailer and returns the whole stream (or, after Drain(), the rest). Call once.
   const std::string& Finish();
+  // Moves out what has been written so far (the header first), for streaming a COPY in chunks
+  // (pg::CopyStream) while the rest is still being encoded.
+  std::string Drain();
   size_t rows() const { return rows_; }
   size_t size() const { return buffer_.size(); }
 

@@ -144,6 +144,48 @@ absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const char* sql,
   return r;
 }
 
+absl::Status CopyStream::Start(PGconn* conn, const char* copy_sql) {
+  conn_ = conn;
+  ResultPtr start(PQexec(conn, copy_sql));
+  if (start == nullptr || PQresultStatus(start.get()) != PGRES_COPY_IN) {
+    absl::Status s = ResultStatus(conn, start.get());
+    error_ = s.ok() ? absl::InternalError("COPY did not start") : s;
+    conn_ = nullptr;
+  }
+  return error_;
+}
+
+void CopyStream::Put(absl::string_view data) {
+  if (conn_ == nullptr || !error_.ok()) return;
+  for (size_t off = 0; off < data.size(); off += kCopyChunk) {
+    const absl::string_view chunk = data.substr(off, kCopyChunk);
+    if (PQputCopyData(conn_, chunk.data(), static_cast<int>(chunk.size())) != 1) {
+      error_ = absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn_)));
+      return;
+    }
+  }
+}
+
+absl::Status CopyStream::Finish() {
+  if (conn_ == nullptr) return error_;
+  PGconn* conn = conn_;
+  conn_ = nullptr;
+  // A failed Put aborts the COPY (the server then reports why, if it can).
+  const char* abort = error_.ok() ? nullptr : "client error";
+  if (PQputCopyEnd(conn, abort) != 1) {
+    return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
+  }
+  absl::Status result = error_;
+  while (PGresult* r = PQgetResult(conn)) {
+    ResultPtr owned(r);
+    if (absl::Status s = ResultStatus(conn, r); !s.ok() && result.ok()) result = s;
+  }
+  if (result.ok() && PQstatus(conn) != CONNECTION_OK) {
+    return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
+  }
+  return result;
+}
+
 absl::Status CopyIn(PGconn* conn, const char* copy_sql, absl::string_view data) {
   ResultPtr start(PQexec(conn, copy_sql));
   if (start == nullptr || PQresultStatus(start.get()) != PGRES_COPY_IN) {

@@ -73,6 +73,25 @@ absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const char* sql,
 // Runs `copy_sql` (a COPY ... FROM STDIN) and streams `data` to it.
 absl::Status CopyIn(PGconn* conn, const char* copy_sql, absl::string_view data);
 
+// A COPY ... FROM STDIN sent in pieces, so that the client can encode the next rows while the
+// server processes the ones sent (the server works on rows as they arrive):
+//   CopyStream copy;
+//   if (absl::Status s = copy.Start(conn, sql); !s.ok()) ...
+//   copy.Put(chunk1); copy.Put(chunk2); ...
+//   absl::Status s = copy.Finish();
+// Errors are sticky: after a failed Put, Finish reports it (and ends the COPY). Not
+// thread-safe.
+class CopyStream {
+ public:
+  absl::Status Start(PGconn* conn, const char* copy_sql);
+  void Put(absl::string_view data);
+  absl::Status Finish();
+
+ private:
+  PGconn* conn_ = nullptr;
+  absl::Status error_;
+};
+
 // `url` with any password removed, for logs.
 std::string RedactUrl(absl::string_view url);
 

@@ -77,6 +77,13 @@ absl::Status CheckStoredNodes(PGconn* conn, const std::vector<merkle::Frontier::
 Checkpointer::Checkpointer(Options options) : options_(std::move(options)) {}
 
 absl::StatusOr<Checkpointer::Round> Checkpointer::RunOnce() {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<Round> round = RunOnceUntimed();
+  busy_nanos_ += absl::ToInt64Nanoseconds(absl::Now() - start);
+  return round;
+}
+
+absl::StatusOr<Checkpointer::Round> Checkpointer::RunOnceUntimed() {
   if (conn_ == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) {
     conn_.reset();
     absl::StatusOr<pg::ConnPtr> c = pg::Connect(options_.url, options_.connect);

@@ -43,11 +43,23 @@ struct Ingestor::Prepared {
 std::unique_ptr<Ingestor::Prepared> Ingestor::Prepare(RecordBatch batch) const {
   auto p = std::make_unique<Prepared>();
   p->records = std::move(batch);
-  p->decoded.reserve(p->records.records.size());
-  p->append.events.reserve(p->records.records.size());
-  for (const KafkaRecord& r : p->records.records) {
-    p->decoded.push_back(Decode(r, options_.decoder));
+  const size_t n = p->records.records.size();
+  p->decoded.resize(n);
+  p->append.events.reserve(n);
+  // Decoding is pure: large batches are split across threads.
+  const size_t threads =
+      n < 512 ? 1 : std::max<size_t>(1, std::min<size_t>(options_.decode_threads, n / 256));
+  const auto decode_range = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      p->decoded[i] = Decode(p->records.records[i], options_.decoder);
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) {
+    helpers.emplace_back(decode_range, n * t / threads, n * (t + 1) / threads);
   }
+  decode_range(0, n / threads);
+  for (std::thread& h : helpers) h.join();
   for (size_t i = 0; i < p->records.records.size(); ++i) {
     const KafkaRecord& r = p->records.records[i];
     const Decoded& d = p->decoded[i];

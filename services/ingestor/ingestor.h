@@ -42,6 +42,9 @@ struct IngestorOptions {
   // Poll (without waiting) and decode the next batch on a helper thread while the current one
   // is stored. Never delays a batch: at low traffic there is nothing to look ahead at.
   bool decode_ahead = true;
+  // Threads decoding a large batch (decoding is pure; the database is the bottleneck, but the
+  // consumer alone must be far faster than it).
+  size_t decode_threads = 2;
 };
 
 // Counters since start. Readable from any thread.

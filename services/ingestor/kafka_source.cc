@@ -35,6 +35,16 @@ void ErrorCallback(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
       .With("detail", reason);
 }
 
+// Offsets are committed asynchronously (Commit returns at once); a commit that fails is
+// reported here, on the polling thread. Harmless: the messages are delivered again and the
+// store absorbs them.
+void OffsetCommitCallback(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*,
+                          void*) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+  LogWarning("offset commit failed; messages will be redelivered and absorbed")
+      .With("error", rd_kafka_err2name(err));
+}
+
 void DestroyMessage(const void* m) {
   rd_kafka_message_destroy(
       const_cast<rd_kafka_message_t*>(static_cast<const rd_kafka_message_t*>(m)));
@@ -102,6 +112,7 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const Options& 
   rd_kafka_conf_set_log_cb(conf->get(), &LogCallback);
   rd_kafka_conf_set_error_cb(conf->get(), &ErrorCallback);
   rd_kafka_conf_set_rebalance_cb(conf->get(), &RebalanceCallback);
+  rd_kafka_conf_set_offset_commit_cb(conf->get(), &OffsetCommitCallback);
   rd_kafka_conf_set_opaque(conf->get(), source.get());
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), err, sizeof err);
@@ -219,7 +230,8 @@ absl::Status KafkaSource::Commit(const RecordBatch& batch) {
   for (const auto& [tp, offset] : next) {
     rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second)->offset = offset;
   }
-  const rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), list.get(), /*async=*/0);
+  // Asynchronous: the next batch need not wait for the broker's answer (OffsetCommitCallback).
+  const rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), list.get(), /*async=*/1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return absl::UnavailableError(absl::StrCat("offset commit failed: ", rd_kafka_err2name(err)));
   }

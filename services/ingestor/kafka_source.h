@@ -1,7 +1,9 @@
 // RecordSource over a librdkafka high-level consumer in a consumer group.
 //
 // Offsets are never committed automatically (enable.auto.commit=false), only by Commit()
-// after the batch is stored; a new group starts at the earliest offset, because an audit trail
+// after the batch is stored. Commit() is asynchronous: it returns at once, a failure is logged
+// when the broker answers (the messages then come again and are absorbed), and Close() waits
+// for commits in flight. A new group starts at the earliest offset, because an audit trail
 // wants every event ever published. Subscriptions accept topic names and regular expressions
 // (entries starting with '^'); a matching topic created later is picked up at the next
 // metadata refresh (Options::metadata_refresh, seconds rather than librdkafka's 5 minutes).

@@ -61,6 +61,9 @@ constexpr int16_t kDeadLetterColumns = 14;
 
 constexpr size_t kMaxReasonBytes = 4096;
 
+// Rows hashed and encoded per piece of the streamed COPY.
+constexpr size_t kStreamRows = 256;
+
 using EventKey = std::pair<absl::string_view, absl::string_view>;  // (source, id)
 using Provenance = std::tuple<std::string, int32_t, int64_t>;
 
@@ -371,25 +374,6 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   result.appended = next - head - 1;
 
   mark(Phase::kLookup);
-  // Tamper evidence: leaf and chain hashes, and the Merkle subtrees the new leaves complete.
-  std::vector<std::pair<Sha256Digest, Sha256Digest>> hashes(fresh.size());
-  for (size_t i = 0; i < fresh.size(); ++i) {
-    const EventEntry& entry = *fresh[i];
-    const Sha256Digest leaf =
-        RecordLeafHash(head + 1 + static_cast<int64_t>(i), now_micros, entry.record->topic,
-                       entry.record->partition, entry.record->offset, entry.content_hash);
-    chain = ChainHash(chain, leaf);
-    frontier.Append(leaf, kStoredMerkleLevel, &completed);
-    hashes[i] = {leaf, chain};
-  }
-  mark(Phase::kHashing);
-  pg::BinaryCopyWriter events;
-  for (size_t i = 0; i < fresh.size(); ++i) {
-    AppendEventCopyRow(*fresh[i], head + 1 + static_cast<int64_t>(i), now_micros, hashes[i].first,
-                       hashes[i].second, &events);
-  }
-  mark(Phase::kEncode);
-
   if (!dead.empty()) {
     // Already dead-lettered messages (a redelivery after a crash) are not written again.
     const auto topic = [](const auto& d) { return d.first->record->topic; };
@@ -422,8 +406,37 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
       }
     }
   }
-  if (events.rows() > 0) {
-    if (absl::Status s = pg::CopyIn(conn, kCopyEventsSql, events.Finish()); !s.ok()) return s;
+  // The events, streamed: while the server stores one chunk, the next one is hashed (tamper
+  // evidence: leaf and chain hashes, and the Merkle subtrees the new leaves complete) and
+  // encoded.
+  if (!fresh.empty()) {
+    mark(Phase::kCopy);
+    pg::CopyStream copy;
+    if (absl::Status s = copy.Start(conn, kCopyEventsSql); !s.ok()) return s;
+    pg::BinaryCopyWriter events;
+    for (size_t begin = 0; begin < fresh.size(); begin += kStreamRows) {
+      const size_t end = std::min(fresh.size(), begin + kStreamRows);
+      std::pair<Sha256Digest, Sha256Digest> hashes[kStreamRows];
+      for (size_t i = begin; i < end; ++i) {
+        const EventEntry& entry = *fresh[i];
+        const Sha256Digest leaf =
+            RecordLeafHash(head + 1 + static_cast<int64_t>(i), now_micros, entry.record->topic,
+                           entry.record->partition, entry.record->offset, entry.content_hash);
+        chain = ChainHash(chain, leaf);
+        frontier.Append(leaf, kStoredMerkleLevel, &completed);
+        hashes[i - begin] = {leaf, chain};
+      }
+      mark(Phase::kHashing);
+      for (size_t i = begin; i < end; ++i) {
+        AppendEventCopyRow(*fresh[i], head + 1 + static_cast<int64_t>(i), now_micros,
+                           hashes[i - begin].first, hashes[i - begin].second, &events);
+      }
+      if (end == fresh.size()) events.Finish();
+      mark(Phase::kEncode);
+      copy.Put(events.Drain());
+      mark(Phase::kCopy);
+    }
+    if (absl::Status s = copy.Finish(); !s.ok()) return s;
   }
   if (!completed.empty()) {
     pg::BinaryCopyWriter nodes;
