@@ -1,6 +1,8 @@
 #include "services/query/audit_service.h"
 
+#include <cassert>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -29,13 +31,18 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       return;
     }
     registered_ = true;
+    {
+      absl::MutexLock lock(&mu_);
+      fetching_ = true;
+    }
     Schedule();
   }
 
+  // A write finished: write the frame read meanwhile, if any (and read the one after it), or
+  // decide what comes next.
   void OnWriteDone(bool ok) override {
-    bool finish_now = false;
+    bool finish_now = false, write = false, fetch = false, wait = false;
     grpc::Status status;
-    bool next = false, wait = false;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
@@ -45,20 +52,34 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       } else if (!ok) {
         finish_now = true;
         status = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
-      } else if (last_frame_caught_up_ && !plan_.follow) {
-        finish_now = true;
-        status = grpc::Status::OK;
-      } else if (last_frame_caught_up_) {
-        wait = true;
       } else {
-        next = true;
+        delivered_ = frame_.last_position();
+        if (ready_.has_value()) {
+          frame_ = *std::move(ready_);
+          ready_.reset();
+          writing_ = true;
+          write = true;
+          fetch = ShouldReadAheadLocked();
+        } else if (fetching_) {
+          // The read in progress writes its frame when it completes.
+        } else if (frame_.caught_up() && !plan_.follow) {
+          finish_now = true;
+          status = grpc::Status::OK;
+        } else if (frame_.caught_up()) {
+          wait = true;
+        } else {
+          fetching_ = fetch = true;
+        }
       }
     }
     if (finish_now) {
       FinishOnce(status);
+    } else if (write) {
+      StartWrite(&frame_);
+      if (fetch) Schedule();
     } else if (wait) {
       WaitForHead();
-    } else if (next) {
+    } else if (fetch) {
       Schedule();
     }
   }
@@ -79,7 +100,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
     int64_t resume;
     {
       absl::MutexLock lock(&mu_);
-      resume = after_;
+      resume = delivered_;
     }
     // The status first: the read this cancels then finds the stream already finishing.
     FinishOnce(
@@ -125,6 +146,16 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
     return finished_ || pending_finish_.has_value();
   }
 
+  // Whether to read the next frame while the one just handed to StartWrite is being written:
+  // not after the last frame, nor after a caught-up one (a follower then waits for the head).
+  // Sets fetching_ when it answers yes.
+  bool ShouldReadAheadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (fetching_ || frame_.caught_up()) return false;
+    fetching_ = true;
+    return true;
+  }
+
+  // Runs one Fetch on the executor; the caller has set fetching_.
   void Schedule() {
     Acquire();
     absl::Status s = service_->executor_->Submit(
@@ -151,7 +182,12 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
         absl::MutexLock lock(&mu_);
         waiter_ = 0;
       }
-      if (!finished()) Schedule();
+      bool fetch = false;
+      if (!finished()) {
+        absl::MutexLock lock(&mu_);
+        if (!fetching_) fetching_ = fetch = true;
+      }
+      if (fetch) Schedule();
       Release();
     });
     absl::MutexLock lock(&mu_);
@@ -168,8 +204,18 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
     if (id != 0 && service_->watcher_->Cancel(id)) Release();
   }
 
-  // On an executor thread.
+  // On an executor thread; at most one at a time (fetching_).
   void Fetch(absl::StatusOr<PGconn*> conn) {
+    // Until the frame is handled below, every way out clears fetching_.
+    struct ClearFetching {
+      ReplayReactor* r;
+      bool armed = true;
+      ~ClearFetching() {
+        if (!armed) return;
+        absl::MutexLock lock(&r->mu_);
+        r->fetching_ = false;
+      }
+    } clear_fetching{this};
     if (finished()) return;
     if (!conn.ok()) {
       FinishOnce(ToGrpcStatus(conn.status()));
@@ -197,25 +243,33 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       FinishOnce(token_->cancelled() ? Cancelled(deadline_) : ToGrpcStatus(frame.status()));
       return;
     }
-    bool write = false, wait = false;
+    clear_fetching.armed = false;  // cleared below instead, under the lock that decides
+    bool write = false, wait = false, fetch = false;
     {
       absl::MutexLock lock(&mu_);
+      fetching_ = false;
       if (finished_ || pending_finish_.has_value()) return;
       const bool progressed = frame->last_position() > after_;
       after_ = frame->last_position();
       const bool announce = frame->caught_up() && !announced_caught_up_;
       if (!frame->events().empty() || progressed || announce || !plan_.follow) {
         announced_caught_up_ |= frame->caught_up();
-        last_frame_caught_up_ = frame->caught_up();
-        frame_ = *std::move(frame);
-        writing_ = true;
-        write = true;
+        if (writing_) {
+          assert(!ready_.has_value());  // one Fetch at a time, and only one frame ahead
+          ready_ = *std::move(frame);   // written when the write in flight completes
+        } else {
+          frame_ = *std::move(frame);
+          writing_ = true;
+          write = true;
+          fetch = ShouldReadAheadLocked();
+        }
       } else {
         wait = true;  // live and nothing new: wait for the head to move
       }
     }
     if (write) {
       StartWrite(&frame_);
+      if (fetch) Schedule();
     } else if (wait) {
       WaitForHead();
     }
@@ -238,9 +292,12 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
   ReplayPlan plan_;
   int64_t after_ ABSL_GUARDED_BY(mu_) = 0;
   bool announced_caught_up_ ABSL_GUARDED_BY(mu_) = false;
-  bool last_frame_caught_up_ ABSL_GUARDED_BY(mu_) = false;
+  bool fetching_ ABSL_GUARDED_BY(mu_) = false;  // a Fetch is scheduled or running
+  int64_t delivered_ ABSL_GUARDED_BY(mu_) = 0;  // last_position of the last frame written
   HeadWatcher::WaiterId waiter_ ABSL_GUARDED_BY(mu_) = 0;
-  v1::ReplayEventsResponse frame_;  // the frame in flight
+  // The frame being written, and the next one, read meanwhile: at most two per stream.
+  v1::ReplayEventsResponse frame_;
+  std::optional<v1::ReplayEventsResponse> ready_ ABSL_GUARDED_BY(mu_);
 };
 
 AuditServiceImpl::AuditServiceImpl(DbExecutor* executor, HeadWatcher* watcher,

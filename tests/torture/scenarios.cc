@@ -22,6 +22,9 @@ namespace audit::torture {
 namespace {
 
 constexpr absl::Duration kDrainTimeout = absl::Minutes(4);
+// Scenarios that must land their faults during active ingest start the producer with this
+// many times their nominal event count and stop it once the faults are done.
+constexpr int64_t kOpenEnded = 50;
 
 // Produces in the background; the ledger is final once done() and joined.
 class BackgroundProducer {
@@ -48,6 +51,14 @@ class BackgroundProducer {
   }
   const Ledger& ledger() const { return producer_->ledger(); }
   int64_t acknowledged() const { return producer_ ? producer_->acknowledged() : 0; }
+  // For producers started open-ended (a large count): lets at least `n` messages be
+  // acknowledged, then stops producing. Scenarios whose faults must land during active ingest
+  // produce until their faults are done rather than racing a fixed-size run.
+  void StopOnceAcknowledged(int64_t n) {
+    (void)WaitUntil([&] { return done() || acknowledged() >= n; }, absl::Minutes(5),
+                    absl::Milliseconds(10));
+    stop_ = true;
+  }
 
  private:
   std::unique_ptr<LedgerProducer> producer_;
@@ -119,7 +130,7 @@ Report KillNine(World& world, const Scale& scale) {
   const int kills = scale.long_run ? 36 : 3;
   const double rate = scale.long_run ? 500 : 800;
   if (!report.Require(world.StartBroker(), "broker")) return report;
-  BackgroundProducer producer(world, Producing("k9", rate, scale.seed), events);
+  BackgroundProducer producer(world, Producing("k9", rate, scale.seed), kOpenEnded * events);
   std::vector<std::unique_ptr<Process>> ingestors;
   ingestors.push_back(MustStart(world.StartIngestor("ingestor"), &report));
   std::mt19937_64 rng(scale.seed);
@@ -138,6 +149,7 @@ Report KillNine(World& world, const Scale& scale) {
   }
   report.Figure("kill -9", done);
   if (done < kills) report.Fail(absl::StrCat("only ", done, " kills before the run ended"));
+  producer.StopOnceAcknowledged(events);
   Finish(world, producer, ingestors, &report);
   return report;
 }
@@ -301,7 +313,8 @@ Report PoisonWithKills(World& world, const Scale& scale) {
   LedgerProducer::Options o = Producing("px", 800, scale.seed);
   o.poison_fraction = 0.01;
   o.conflict_fraction = 0.003;
-  BackgroundProducer producer(world, o, scale.long_run ? 40'000 : 6'000);
+  const int64_t events = scale.long_run ? 40'000 : 6'000;
+  BackgroundProducer producer(world, o, kOpenEnded * events);
   std::vector<std::unique_ptr<Process>> ingestors;
   ingestors.push_back(MustStart(world.StartIngestor("ingestor"), &report));
   std::mt19937_64 rng(scale.seed);
@@ -317,6 +330,8 @@ Report PoisonWithKills(World& world, const Scale& scale) {
     ingestors[0] = MustStart(world.StartIngestor("ingestor"), &report);
   }
   report.Figure("kill -9", done);
+  if (done < kills) report.Fail(absl::StrCat("only ", done, " kills before the run ended"));
+  producer.StopOnceAcknowledged(events);
   Finish(world, producer, ingestors, &report);
   return report;
 }
@@ -325,8 +340,8 @@ Report PoisonWithKills(World& world, const Scale& scale) {
 Report ReplayContinuity(World& world, const Scale& scale) {
   Report report;
   if (!report.Require(world.StartBroker(), "broker")) return report;
-  BackgroundProducer producer(world, Producing("rp", 800, scale.seed),
-                              scale.long_run ? 30'000 : 5'000);
+  const int64_t events = scale.long_run ? 30'000 : 5'000;
+  BackgroundProducer producer(world, Producing("rp", 800, scale.seed), kOpenEnded * events);
   std::vector<std::unique_ptr<Process>> ingestors;
   ingestors.push_back(MustStart(world.StartIngestor("ingestor"), &report));
   std::unique_ptr<Process> query = MustStart(world.StartQuery(), &report);
@@ -382,6 +397,7 @@ Report ReplayContinuity(World& world, const Scale& scale) {
     if (query == nullptr) break;
   }
   report.Figure("query server kill -9", done);
+  producer.StopOnceAcknowledged(events);
   Finish(world, producer, ingestors, &report);
   const int64_t head = world.Count("SELECT count(*) FROM audit.events").value_or(-1);
   stop_at = head;
