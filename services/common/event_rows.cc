@@ -1,5 +1,6 @@
 #include "services/common/event_rows.h"
 
+#include <optional>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -11,41 +12,71 @@
 namespace audit {
 
 const char kStoredEventColumns[] =
-    "position, event_id, source, type, spec_version, subject,"
-    " (extract(epoch FROM occurred_at) * 1000000)::bigint,"
-    " (extract(epoch FROM recorded_at) * 1000000)::bigint,"
+    "position, event_id, source, type, spec_version, subject, occurred_at, recorded_at,"
     " data_content_type, data_schema, data::text, data_bytes, correlation_id, causation_id,"
     " actor, tenant, traceparent, sequence, extensions::text, kafka_topic, kafka_partition,"
     " kafka_offset, content_hash, leaf_hash, chain_hash";
 
 absl::StatusOr<v1::StoredEvent> StoredEventFromRow(const PGresult* r, int row, int c) {
-  const auto text = [&](int col) { return std::string(pg::Value(r, row, c + col)); };
-  const auto null = [&](int col) { return pg::IsNull(r, row, c + col); };
-  const auto int64 = [&](int col) { return pg::Int64Value(r, row, c + col); };
   v1::StoredEvent out;
-  out.set_position(int64(0));
-  *out.mutable_recorded_time() = FromUnixMicros(int64(7));
-  v1::Event* e = out.mutable_event();
-  e->set_id(text(1));
-  e->set_source(text(2));
-  e->set_type(text(3));
-  e->set_spec_version(text(4));
-  e->set_subject(text(5));
-  *e->mutable_time() = FromUnixMicros(int64(6));
-  if (!null(8)) e->set_data_content_type(text(8));
-  if (!null(9)) e->set_data_schema(text(9));
-  if (!null(10)) e->set_text_data(text(10));
-  if (!null(11)) {
-    absl::StatusOr<std::string> bytes = pg::DecodeByteaHex(pg::Value(r, row, c + 11));
-    if (!bytes.ok()) return absl::InternalError("data_bytes does not decode");
-    e->set_binary_data(*std::move(bytes));
+  if (absl::Status s = ReadStoredEventRow(r, row, c, &out); !s.ok()) return s;
+  return out;
+}
+
+absl::Status ReadStoredEventRow(const PGresult* r, int row, int c, v1::StoredEvent* stored) {
+  if (PQnfields(r) < c + 25 || PQfformat(r, c) != 1) {
+    return absl::InternalError("stored-event rows must be read in binary format");
   }
-  if (!null(12)) e->set_correlation_id(text(12));
-  if (!null(13)) e->set_causation_id(text(13));
-  if (!null(14)) e->set_actor(text(14));
-  if (!null(15)) e->set_tenant(text(15));
-  if (!null(16)) e->set_traceparent(text(16));
-  if (!null(17)) e->set_sequence(static_cast<uint64_t>(int64(17)));
+  // Text, bytea and the ::text casts arrive as their bytes in binary format; assigning them
+  // into the (possibly reused) strings keeps their capacity.
+  const auto set = [&](std::string* field, int col) {
+    const absl::string_view v = pg::Value(r, row, c + col);
+    field->assign(v.data(), v.size());
+  };
+  const auto null = [&](int col) { return pg::IsNull(r, row, c + col); };
+  const std::optional<int64_t> position = pg::BinaryInt64(r, row, c);
+  const std::optional<int64_t> occurred = pg::BinaryTimestampUnixMicros(r, row, c + 6);
+  const std::optional<int64_t> recorded = pg::BinaryTimestampUnixMicros(r, row, c + 7);
+  const std::optional<int32_t> partition = pg::BinaryInt32(r, row, c + 20);
+  const std::optional<int64_t> offset = pg::BinaryInt64(r, row, c + 21);
+  if (!position || !occurred || !recorded || !partition || !offset) {
+    return absl::InternalError("a stored-event column does not decode");
+  }
+  // Every field is overwritten rather than the message cleared first: Clear() would free the
+  // sub-messages and their strings, which a reused message is meant to keep. NULL text reads
+  // as "" (proto3's unset).
+  v1::StoredEvent& out = *stored;
+  out.set_position(*position);
+  *out.mutable_recorded_time() = FromUnixMicros(*recorded);
+  v1::Event* e = out.mutable_event();
+  set(e->mutable_id(), 1);
+  set(e->mutable_source(), 2);
+  set(e->mutable_type(), 3);
+  set(e->mutable_spec_version(), 4);
+  set(e->mutable_subject(), 5);
+  *e->mutable_time() = FromUnixMicros(*occurred);
+  set(e->mutable_data_content_type(), 8);
+  set(e->mutable_data_schema(), 9);
+  if (!null(10)) {
+    set(e->mutable_text_data(), 10);
+  } else if (!null(11)) {
+    set(e->mutable_binary_data(), 11);
+  } else {
+    e->clear_data();
+  }
+  set(e->mutable_correlation_id(), 12);
+  set(e->mutable_causation_id(), 13);
+  set(e->mutable_actor(), 14);
+  set(e->mutable_tenant(), 15);
+  set(e->mutable_traceparent(), 16);
+  if (!null(17)) {
+    const std::optional<int64_t> sequence = pg::BinaryInt64(r, row, c + 17);
+    if (!sequence) return absl::InternalError("sequence does not decode");
+    e->set_sequence(static_cast<uint64_t>(*sequence));
+  } else {
+    e->clear_sequence();
+  }
+  if (!e->extensions().empty()) e->mutable_extensions()->clear();
   if (!null(18)) {
     absl::StatusOr<JsonValue> ext = ParseJson(pg::Value(r, row, c + 18));
     if (!ext.ok() || !ext->is_object()) return absl::InternalError("extensions do not decode");
@@ -55,18 +86,13 @@ absl::StatusOr<v1::StoredEvent> StoredEventFromRow(const PGresult* r, int row, i
     }
   }
   v1::KafkaProvenance* p = out.mutable_provenance();
-  p->set_topic(text(19));
-  p->set_partition(static_cast<int32_t>(int64(20)));
-  p->set_offset(int64(21));
-  absl::StatusOr<std::string> hash = pg::DecodeByteaHex(pg::Value(r, row, c + 22));
-  if (!hash.ok()) return absl::InternalError("content_hash does not decode");
-  out.set_content_hash(*std::move(hash));
-  absl::StatusOr<std::string> leaf = pg::DecodeByteaHex(pg::Value(r, row, c + 23));
-  absl::StatusOr<std::string> chain = pg::DecodeByteaHex(pg::Value(r, row, c + 24));
-  if (!leaf.ok() || !chain.ok()) return absl::InternalError("leaf_hash/chain_hash do not decode");
-  out.set_leaf_hash(*std::move(leaf));
-  out.set_chain_hash(*std::move(chain));
-  return out;
+  set(p->mutable_topic(), 19);
+  p->set_partition(*partition);
+  p->set_offset(*offset);
+  set(out.mutable_content_hash(), 22);
+  set(out.mutable_leaf_hash(), 23);
+  set(out.mutable_chain_hash(), 24);
+  return absl::OkStatus();
 }
 
 }  // namespace audit

@@ -1,5 +1,6 @@
 #include "services/common/pg.h"
 
+#include <limits>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -134,12 +135,13 @@ absl::StatusOr<ResultPtr> Exec(PGconn* conn, const char* sql) {
 }
 
 absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const char* sql,
-                                     absl::Span<const std::optional<std::string>> params) {
+                                     absl::Span<const std::optional<std::string>> params,
+                                     ResultFormat format) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p.has_value() ? p->c_str() : nullptr);
   ResultPtr r(PQexecParams(conn, sql, static_cast<int>(params.size()), nullptr, values.data(),
-                           nullptr, nullptr, 0));
+                           nullptr, nullptr, static_cast<int>(format)));
   if (absl::Status s = ResultStatus(conn, r.get()); !s.ok()) return s;
   return r;
 }
@@ -243,6 +245,39 @@ int64_t Int64Value(const PGresult* r, int row, int col) {
   int64_t v = 0;
   (void)absl::SimpleAtoi(Value(r, row, col), &v);
   return v;
+}
+
+namespace {
+
+template <typename T>
+std::optional<T> BigEndian(const PGresult* r, int row, int col) {
+  if (PQfformat(r, col) != 1 || PQgetlength(r, row, col) != static_cast<int>(sizeof(T))) {
+    return std::nullopt;
+  }
+  const auto* p = reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, col));
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v = (v << 8) | p[i];
+  return static_cast<T>(v);
+}
+
+}  // namespace
+
+std::optional<int64_t> BinaryInt64(const PGresult* r, int row, int col) {
+  return BigEndian<int64_t>(r, row, col);
+}
+
+std::optional<int32_t> BinaryInt32(const PGresult* r, int row, int col) {
+  return BigEndian<int32_t>(r, row, col);
+}
+
+std::optional<int64_t> BinaryTimestampUnixMicros(const PGresult* r, int row, int col) {
+  constexpr int64_t kPostgresEpochUnixMicros = 946'684'800'000'000;  // 2000-01-01T00:00:00Z
+  std::optional<int64_t> v = BigEndian<int64_t>(r, row, col);
+  // 'infinity' (INT64_MAX) has no Unix-microsecond value.
+  if (!v.has_value() || *v > std::numeric_limits<int64_t>::max() - kPostgresEpochUnixMicros) {
+    return std::nullopt;
+  }
+  return *v + kPostgresEpochUnixMicros;
 }
 
 absl::StatusOr<std::string> DecodeByteaHex(absl::string_view text) {

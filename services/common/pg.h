@@ -66,9 +66,18 @@ absl::StatusCode CodeForSqlState(absl::string_view sqlstate);
 // Runs a statement without parameters.
 absl::StatusOr<ResultPtr> Exec(PGconn* conn, const char* sql);
 
+// The format PostgreSQL returns result columns in.
+enum class ResultFormat { kText = 0, kBinary = 1 };
+
 // Runs a statement with text-format parameters; nullopt is SQL NULL.
 absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const char* sql,
-                                     absl::Span<const std::optional<std::string>> params);
+                                     absl::Span<const std::optional<std::string>> params,
+                                     ResultFormat format = ResultFormat::kText);
+
+// Runs a statement without parameters whose result columns come back in binary format.
+inline absl::StatusOr<ResultPtr> ExecBinary(PGconn* conn, const char* sql) {
+  return ExecParams(conn, sql, {}, ResultFormat::kBinary);
+}
 
 // Runs `copy_sql` (a COPY ... FROM STDIN) and streams `data` to it.
 absl::Status CopyIn(PGconn* conn, const char* copy_sql, absl::string_view data);
@@ -101,6 +110,13 @@ inline absl::string_view Value(const PGresult* r, int row, int col) {
 }
 inline bool IsNull(const PGresult* r, int row, int col) { return PQgetisnull(r, row, col) != 0; }
 int64_t Int64Value(const PGresult* r, int row, int col);
+
+// Binary-format column helpers. Each returns nullopt unless the column is binary and its value
+// has the type's exact length (int8: 8 bytes, int4: 4, timestamptz: 8 bytes of microseconds
+// since 2000-01-01 UTC, returned here as microseconds since the Unix epoch).
+std::optional<int64_t> BinaryInt64(const PGresult* r, int row, int col);
+std::optional<int32_t> BinaryInt32(const PGresult* r, int row, int col);
+std::optional<int64_t> BinaryTimestampUnixMicros(const PGresult* r, int row, int col);
 
 // A PostgreSQL array literal of quoted text elements ({"a","b\"c"}), for a text[] parameter.
 // `get` maps an item to its string.

@@ -83,6 +83,22 @@ TEST_F(PgTest, ExecParamsPassesNulls) {
   EXPECT_EQ(Value(r->get(), 0, 1), "t");
 }
 
+TEST_F(PgTest, BinaryResultsDecodeOnlyTheirExactType) {
+  ConnPtr c = Connect();
+  const char sql[] =
+      "SELECT -2::bigint, 7::int, '2000-01-01 00:00:01+00'::timestamptz, 'infinity'::timestamptz";
+  absl::StatusOr<ResultPtr> b = ExecBinary(c.get(), sql);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(BinaryInt64(b->get(), 0, 0), -2);
+  EXPECT_EQ(BinaryInt32(b->get(), 0, 1), 7);
+  EXPECT_EQ(BinaryInt64(b->get(), 0, 1), std::nullopt) << "an int4 is not an int8";
+  EXPECT_EQ(BinaryTimestampUnixMicros(b->get(), 0, 2), int64_t{946'684'801'000'000});
+  EXPECT_EQ(BinaryTimestampUnixMicros(b->get(), 0, 3), std::nullopt);
+  absl::StatusOr<ResultPtr> t = Exec(c.get(), sql);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(BinaryInt64(t->get(), 0, 0), std::nullopt) << "text format";
+}
+
 TEST_F(PgTest, BinaryCopyRoundTripsEveryType) {
   ConnPtr c = Connect();
   ASSERT_TRUE(Exec(c.get(),

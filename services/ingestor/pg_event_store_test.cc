@@ -77,7 +77,7 @@ class PgEventStoreTest : public testing::PostgresTest<> {
     ASSERT_NE(c, nullptr);
     const std::string sql =
         absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events ORDER BY position");
-    absl::StatusOr<pg::ResultPtr> r = pg::Exec(c.get(), sql.c_str());
+    absl::StatusOr<pg::ResultPtr> r = pg::ExecBinary(c.get(), sql.c_str());
     ASSERT_TRUE(r.ok()) << r.status();
     Sha256Digest chain = kGenesisChainHash;
     merkle::Frontier frontier;

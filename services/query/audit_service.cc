@@ -53,20 +53,21 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
         finish_now = true;
         status = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
       } else {
-        delivered_ = frame_.last_position();
-        if (ready_.has_value()) {
-          frame_ = *std::move(ready_);
-          ready_.reset();
+        delivered_ = frame_->last_position();
+        if (ready_ != nullptr) {
+          spare_ = std::move(frame_);  // its allocations are reused by the next read
+          frame_ = std::move(ready_);
           writing_ = true;
           write = true;
           fetch = ShouldReadAheadLocked();
         } else if (fetching_) {
           // The read in progress writes its frame when it completes.
-        } else if (frame_.caught_up() && !plan_.follow) {
+        } else if (frame_->caught_up() && !plan_.follow) {
           finish_now = true;
           status = grpc::Status::OK;
-        } else if (frame_.caught_up()) {
+        } else if (frame_->caught_up()) {
           wait = true;
+          spare_.reset();  // an idle follower keeps no more than the frame it last wrote
         } else {
           fetching_ = fetch = true;
         }
@@ -75,7 +76,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
     if (finish_now) {
       FinishOnce(status);
     } else if (write) {
-      StartWrite(&frame_);
+      StartWrite(frame_.get());
       if (fetch) Schedule();
     } else if (wait) {
       WaitForHead();
@@ -150,7 +151,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
   // not after the last frame, nor after a caught-up one (a follower then waits for the head).
   // Sets fetching_ when it answers yes.
   bool ShouldReadAheadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (fetching_ || frame_.caught_up()) return false;
+    if (fetching_ || frame_->caught_up()) return false;
     fetching_ = true;
     return true;
   }
@@ -233,14 +234,16 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       planned_ = true;
     }
     int64_t after;
+    std::unique_ptr<v1::ReplayEventsResponse> frame;
     {
       absl::MutexLock lock(&mu_);
       after = after_;
+      frame = std::move(spare_);
     }
-    absl::StatusOr<v1::ReplayEventsResponse> frame =
-        service_->queries_->ReadReplayFrame(*conn, plan_, after);
-    if (!frame.ok()) {
-      FinishOnce(token_->cancelled() ? Cancelled(deadline_) : ToGrpcStatus(frame.status()));
+    if (frame == nullptr) frame = std::make_unique<v1::ReplayEventsResponse>();
+    if (absl::Status s = service_->queries_->ReadReplayFrame(*conn, plan_, after, frame.get());
+        !s.ok()) {
+      FinishOnce(token_->cancelled() ? Cancelled(deadline_) : ToGrpcStatus(s));
       return;
     }
     clear_fetching.armed = false;  // cleared below instead, under the lock that decides
@@ -255,10 +258,11 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       if (!frame->events().empty() || progressed || announce || !plan_.follow) {
         announced_caught_up_ |= frame->caught_up();
         if (writing_) {
-          assert(!ready_.has_value());  // one Fetch at a time, and only one frame ahead
-          ready_ = *std::move(frame);   // written when the write in flight completes
+          assert(ready_ == nullptr);  // one Fetch at a time, and only one frame ahead
+          ready_ = std::move(frame);  // written when the write in flight completes
         } else {
-          frame_ = *std::move(frame);
+          if (frame_ != nullptr) spare_ = std::move(frame_);
+          frame_ = std::move(frame);
           writing_ = true;
           write = true;
           fetch = ShouldReadAheadLocked();
@@ -268,7 +272,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       }
     }
     if (write) {
-      StartWrite(&frame_);
+      StartWrite(frame_.get());
       if (fetch) Schedule();
     } else if (wait) {
       WaitForHead();
@@ -295,9 +299,11 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
   bool fetching_ ABSL_GUARDED_BY(mu_) = false;  // a Fetch is scheduled or running
   int64_t delivered_ ABSL_GUARDED_BY(mu_) = 0;  // last_position of the last frame written
   HeadWatcher::WaiterId waiter_ ABSL_GUARDED_BY(mu_) = 0;
-  // The frame being written, and the next one, read meanwhile: at most two per stream.
-  v1::ReplayEventsResponse frame_;
-  std::optional<v1::ReplayEventsResponse> ready_ ABSL_GUARDED_BY(mu_);
+  // The frame being written, and the next one, read meanwhile: at most two per stream, plus
+  // the last one written, kept so that reading the next reuses its messages and strings.
+  std::unique_ptr<v1::ReplayEventsResponse> frame_;
+  std::unique_ptr<v1::ReplayEventsResponse> ready_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<v1::ReplayEventsResponse> spare_ ABSL_GUARDED_BY(mu_);
 };
 
 AuditServiceImpl::AuditServiceImpl(DbExecutor* executor, HeadWatcher* watcher,

@@ -34,6 +34,7 @@ class Sql {
     return conditions_.empty() ? "" : absl::StrCat(" WHERE ", absl::StrJoin(conditions_, " AND "));
   }
   const std::vector<std::optional<std::string>>& params() const { return params_; }
+  bool empty() const { return conditions_.empty(); }
 
  private:
   std::vector<std::string> conditions_;
@@ -112,16 +113,25 @@ absl::StatusOr<pg::ResultPtr> Run(PGconn* conn, const std::string& query, const 
   return pg::ExecParams(conn, query.c_str(), sql.params());
 }
 
+// For statements that select kStoredEventColumns (binary result format).
+absl::StatusOr<pg::ResultPtr> RunForEvents(PGconn* conn, const std::string& query, const Sql& sql) {
+  return pg::ExecParams(conn, query.c_str(), sql.params(), pg::ResultFormat::kBinary);
+}
+
 // Appends rows of kStoredEventColumns (starting at `first_col`) to `out`.
-absl::Status AppendEvents(const PGresult* r, int first_col,
-                          google::protobuf::RepeatedPtrField<v1::StoredEvent>* out, int limit) {
+// Replaces `out` with the rows; elements already in `out` are overwritten in place, keeping
+// their allocations (RepeatedPtrField::Clear would free their sub-messages).
+absl::Status ReadEvents(const PGresult* r, int first_col,
+                        google::protobuf::RepeatedPtrField<v1::StoredEvent>* out, int limit) {
   const int n = std::min(PQntuples(r), limit);
+  int used = 0;
   for (int i = 0; i < n; ++i) {
     if (pg::IsNull(r, i, first_col)) continue;
-    absl::StatusOr<v1::StoredEvent> e = StoredEventFromRow(r, i, first_col);
-    if (!e.ok()) return e.status();
-    *out->Add() = *std::move(e);
+    v1::StoredEvent* e = used < out->size() ? out->Mutable(used) : out->Add();
+    if (absl::Status s = ReadStoredEventRow(r, i, first_col, e); !s.ok()) return s;
+    ++used;
   }
+  if (used < out->size()) out->DeleteSubrange(used, out->size() - used);
   return absl::OkStatus();
 }
 
@@ -164,7 +174,7 @@ absl::StatusOr<v1::GetEventResponse> EventQueries::GetEvent(PGconn* conn,
     sql.Where(absl::StrCat("source = ", sql.Param(r.key().source())));
     sql.Where(absl::StrCat("event_id = ", sql.Param(r.key().id())));
   }
-  absl::StatusOr<pg::ResultPtr> rows = Run(
+  absl::StatusOr<pg::ResultPtr> rows = RunForEvents(
       conn, absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events", sql.WhereClause()),
       sql);
   if (!rows.ok()) return rows.status();
@@ -189,14 +199,14 @@ absl::StatusOr<v1::ListEventsResponse> EventQueries::ListEvents(
   Sql sql;
   AddFilter(r.filter(), &sql);
   if (absl::Status s = AddCursor(*tokens_, r, "position", desc, &sql); !s.ok()) return s;
-  absl::StatusOr<pg::ResultPtr> rows =
-      Run(conn,
-          absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events", sql.WhereClause(),
-                       " ORDER BY position ", desc ? "DESC" : "ASC", " LIMIT ", page + 1),
-          sql);
+  absl::StatusOr<pg::ResultPtr> rows = RunForEvents(
+      conn,
+      absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events", sql.WhereClause(),
+                   " ORDER BY position ", desc ? "DESC" : "ASC", " LIMIT ", page + 1),
+      sql);
   if (!rows.ok()) return rows.status();
   v1::ListEventsResponse out;
-  if (absl::Status s = AppendEvents(rows->get(), 0, out.mutable_events(), page); !s.ok()) return s;
+  if (absl::Status s = ReadEvents(rows->get(), 0, out.mutable_events(), page); !s.ok()) return s;
   if (PQntuples(rows->get()) > page) {
     out.set_next_page_token(tokens_->Encode(r, out.events(page - 1).position()));
   }
@@ -214,13 +224,13 @@ absl::StatusOr<v1::GetSubjectHistoryResponse> EventQueries::GetSubjectHistory(
   }
   if (absl::Status s = AddCursor(*tokens_, r, "position", false, &sql); !s.ok()) return s;
   absl::StatusOr<pg::ResultPtr> rows =
-      Run(conn,
-          absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events", sql.WhereClause(),
-                       " ORDER BY position LIMIT ", page + 1),
-          sql);
+      RunForEvents(conn,
+                   absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events",
+                                sql.WhereClause(), " ORDER BY position LIMIT ", page + 1),
+                   sql);
   if (!rows.ok()) return rows.status();
   v1::GetSubjectHistoryResponse out;
-  if (absl::Status s = AppendEvents(rows->get(), 0, out.mutable_events(), page); !s.ok()) return s;
+  if (absl::Status s = ReadEvents(rows->get(), 0, out.mutable_events(), page); !s.ok()) return s;
   if (PQntuples(rows->get()) > page) {
     out.set_next_page_token(tokens_->Encode(r, out.events(page - 1).position()));
   }
@@ -391,33 +401,43 @@ absl::StatusOr<ReplayPlan> EventQueries::PlanReplay(PGconn* conn,
   return plan;
 }
 
-absl::StatusOr<v1::ReplayEventsResponse> EventQueries::ReadReplayFrame(PGconn* conn,
-                                                                       const ReplayPlan& plan,
-                                                                       int64_t after) const {
-  const int64_t window_end =
-      std::min(plan.stop_at, after > std::numeric_limits<int64_t>::max() - kReplayWindow
-                                 ? std::numeric_limits<int64_t>::max()
-                                 : after + kReplayWindow);
+absl::Status EventQueries::ReadReplayFrame(PGconn* conn, const ReplayPlan& plan, int64_t after,
+                                           v1::ReplayEventsResponse* out) const {
+  // Not Clear(): the events' allocations are reused (see ReadEvents).
+  out->clear_proof();
+  out->clear_checkpoint();
+  v1::ReplayEventsResponse& frame = *out;
+  const auto plus = [](int64_t a, int64_t b) {
+    return a > std::numeric_limits<int64_t>::max() - b ? std::numeric_limits<int64_t>::max()
+                                                       : a + b;
+  };
   Sql sql;
+  AddFilter(plan.filter, &sql);
+  // Unfiltered, positions are gapless: the frame is exactly the next frame_events positions,
+  // so the range itself bounds the work whatever plan the database picks (with only a LIMIT,
+  // a table whose statistics are stale can be sorted window-wide before the limit applies).
+  const int64_t window_end =
+      std::min(plan.stop_at,
+               plus(after, sql.empty() ? static_cast<int64_t>(plan.frame_events) : kReplayWindow));
   const std::string after_param = sql.Param(absl::StrCat(after));
   const std::string end_param = sql.Param(absl::StrCat(window_end));
   sql.Where(absl::StrCat("position > ", after_param));
   sql.Where(absl::StrCat("position <= least(h.position, ", end_param, ")"));
-  AddFilter(plan.filter, &sql);
   // The head and the events come from one snapshot: every position up to the head is
   // committed and visible (positions commit in order), so nothing below it can appear later.
   absl::StatusOr<pg::ResultPtr> rows =
-      Run(conn,
-          absl::StrCat("SELECT h.position, e.* FROM audit.append_head h LEFT JOIN LATERAL "
-                       "(SELECT ",
-                       kStoredEventColumns, " FROM audit.events", sql.WhereClause(),
-                       " ORDER BY position LIMIT ", plan.frame_events, ") e ON true"),
-          sql);
+      RunForEvents(conn,
+                   absl::StrCat("SELECT h.position, e.* FROM audit.append_head h LEFT JOIN LATERAL "
+                                "(SELECT ",
+                                kStoredEventColumns, " FROM audit.events", sql.WhereClause(),
+                                " ORDER BY position LIMIT ", plan.frame_events, ") e ON true"),
+                   sql);
   if (!rows.ok()) return rows.status();
   const PGresult* res = rows->get();
-  const int64_t head = pg::Int64Value(res, 0, 0);
-  v1::ReplayEventsResponse frame;
-  if (absl::Status s = AppendEvents(res, 1, frame.mutable_events(), plan.frame_events); !s.ok()) {
+  const std::optional<int64_t> head_or = pg::BinaryInt64(res, 0, 0);
+  if (!head_or.has_value()) return absl::InternalError("the append head does not decode");
+  const int64_t head = *head_or;
+  if (absl::Status s = ReadEvents(res, 1, frame.mutable_events(), plan.frame_events); !s.ok()) {
     return s;
   }
   const int64_t bound = std::min(head, window_end);
@@ -444,7 +464,7 @@ absl::StatusOr<v1::ReplayEventsResponse> EventQueries::ReadReplayFrame(PGconn* c
       for (const Sha256Digest& h : *proof) p->add_hashes(std::string(DigestBytes(h)));
     }
   }
-  return frame;
+  return absl::OkStatus();
 }
 
 }  // namespace audit::query

@@ -57,8 +57,10 @@ class EventQueries {
   // position up to it considered) and caught_up (reached the head, or the plan's stop). With
   // a checkpoint in the plan, a RangeProof of the events, and the checkpoint itself in the
   // frame starting at the plan's start.
-  absl::StatusOr<v1::ReplayEventsResponse> ReadReplayFrame(PGconn* conn, const ReplayPlan& plan,
-                                                           int64_t after) const;
+  // The frame replaces what `frame` held; its messages and strings are reused (a replay
+  // recycles its frames, which saves most allocations per event).
+  absl::Status ReadReplayFrame(PGconn* conn, const ReplayPlan& plan, int64_t after,
+                               v1::ReplayEventsResponse* frame) const;
 
   // The head of the log (0 when empty).
   static absl::StatusOr<int64_t> Head(PGconn* conn);

@@ -48,7 +48,8 @@ absl::StatusOr<std::vector<v1::StoredEvent>> Events(PGconn* conn, int64_t first,
   const std::string sql = absl::StrCat("SELECT ", kStoredEventColumns,
                                        " FROM audit.events WHERE position BETWEEN $1 AND $2"
                                        " ORDER BY position");
-  absl::StatusOr<pg::ResultPtr> r = pg::ExecParams(conn, sql.c_str(), params);
+  absl::StatusOr<pg::ResultPtr> r =
+      pg::ExecParams(conn, sql.c_str(), params, pg::ResultFormat::kBinary);
   if (!r.ok()) return r.status();
   std::vector<v1::StoredEvent> out;
   for (int i = 0; i < PQntuples(r->get()); ++i) {

@@ -140,7 +140,7 @@ class IngestIntegrationTest : public testing::PostgresTest<> {
     ASSERT_NE(conn, nullptr);
     const std::string sql =
         absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events ORDER BY position");
-    absl::StatusOr<pg::ResultPtr> rows = pg::Exec(conn.get(), sql.c_str());
+    absl::StatusOr<pg::ResultPtr> rows = pg::ExecBinary(conn.get(), sql.c_str());
     ASSERT_TRUE(rows.ok()) << rows.status();
     const int n = PQntuples(rows->get());
     ASSERT_EQ(n, static_cast<int>(ledger.events.size()));

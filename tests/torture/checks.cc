@@ -59,7 +59,7 @@ void VerifyLog(const World& world, Report* report) {
     const std::string sql =
         absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events WHERE position >= ", from,
                      " AND position < ", from + 20000, " ORDER BY position");
-    absl::StatusOr<pg::ResultPtr> rows = pg::Exec(conn->get(), sql.c_str());
+    absl::StatusOr<pg::ResultPtr> rows = pg::ExecBinary(conn->get(), sql.c_str());
     if (!report->Require(rows.status(), "read events")) return;
     for (int i = 0; i < PQntuples(rows->get()); ++i) {
       absl::StatusOr<v1::StoredEvent> e = StoredEventFromRow(rows->get(), i);
