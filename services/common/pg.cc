@@ -1,8 +1,11 @@
 #include "services/common/pg.h"
 
+#include <libpq-events.h>
+
 #include <limits>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
@@ -144,6 +147,75 @@ absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const char* sql,
                            nullptr, nullptr, static_cast<int>(format)));
   if (absl::Status s = ResultStatus(conn, r.get()); !s.ok()) return s;
   return r;
+}
+
+namespace {
+
+// The statements ExecPrepared prepared on a connection (libpq instance data: created when
+// first needed, forgotten on reset, freed with the connection).
+struct PreparedStatements {
+  absl::flat_hash_map<std::string, std::string> name_by_sql;
+  int64_t last_id = 0;  // names are never reused on a connection
+};
+
+int PreparedStatementsEvents(PGEventId id, void* info, void* /*pass_through*/) {
+  switch (id) {
+    case PGEVT_REGISTER: {
+      PGconn* conn = static_cast<PGEventRegister*>(info)->conn;
+      return PQsetInstanceData(conn, PreparedStatementsEvents, new PreparedStatements());
+    }
+    case PGEVT_CONNRESET: {
+      PGconn* conn = static_cast<PGEventConnReset*>(info)->conn;
+      auto* p = static_cast<PreparedStatements*>(PQinstanceData(conn, PreparedStatementsEvents));
+      if (p != nullptr) p->name_by_sql.clear();
+      return 1;
+    }
+    case PGEVT_CONNDESTROY: {
+      PGconn* conn = static_cast<PGEventConnDestroy*>(info)->conn;
+      delete static_cast<PreparedStatements*>(PQinstanceData(conn, PreparedStatementsEvents));
+      return 1;
+    }
+    default:
+      return 1;
+  }
+}
+
+PreparedStatements* PreparedOf(PGconn* conn) {
+  auto* p = static_cast<PreparedStatements*>(PQinstanceData(conn, PreparedStatementsEvents));
+  if (p != nullptr) return p;
+  if (PQregisterEventProc(conn, PreparedStatementsEvents, "audit-prepared-statements", nullptr) !=
+      1) {
+    return nullptr;
+  }
+  return static_cast<PreparedStatements*>(PQinstanceData(conn, PreparedStatementsEvents));
+}
+
+}  // namespace
+
+absl::StatusOr<ResultPtr> ExecPrepared(PGconn* conn, const std::string& sql,
+                                       absl::Span<const std::optional<std::string>> params,
+                                       ResultFormat format) {
+  PreparedStatements* prepared = PreparedOf(conn);
+  if (prepared == nullptr) return ExecParams(conn, sql.c_str(), params, format);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.has_value() ? p->c_str() : nullptr);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto it = prepared->name_by_sql.find(sql);
+    if (it == prepared->name_by_sql.end()) {
+      std::string name = absl::StrCat("audit_", ++prepared->last_id);
+      ResultPtr prep(PQprepare(conn, name.c_str(), sql.c_str(), 0, nullptr));
+      if (absl::Status s = ResultStatus(conn, prep.get()); !s.ok()) return s;
+      it = prepared->name_by_sql.emplace(sql, std::move(name)).first;
+    }
+    ResultPtr r(PQexecPrepared(conn, it->second.c_str(), static_cast<int>(params.size()),
+                               values.data(), nullptr, nullptr, static_cast<int>(format)));
+    absl::Status s = ResultStatus(conn, r.get());
+    if (s.ok()) return r;
+    if (SqlStateOf(s) != "26000") return s;  // 26000: the server no longer has it
+    prepared->name_by_sql.erase(it);
+  }
+  return ExecParams(conn, sql.c_str(), params, format);
 }
 
 absl::Status CopyStream::Start(PGconn* conn, const char* copy_sql) {

@@ -74,6 +74,16 @@ absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const char* sql,
                                      absl::Span<const std::optional<std::string>> params,
                                      ResultFormat format = ResultFormat::kText);
 
+// As ExecParams, through a statement prepared once per connection (named, kept until the
+// connection closes or resets): a repeated query skips parsing and planning. For the few
+// fixed query shapes on hot paths, not for SQL assembled from arbitrary input (each distinct
+// text is prepared and kept). Falls back to ExecParams if the server lost the statement
+// twice (a pooler that does not keep sessions). Not for use inside a transaction block: the
+// lost-statement retry needs autocommit.
+absl::StatusOr<ResultPtr> ExecPrepared(PGconn* conn, const std::string& sql,
+                                       absl::Span<const std::optional<std::string>> params,
+                                       ResultFormat format = ResultFormat::kText);
+
 // Runs a statement without parameters whose result columns come back in binary format.
 inline absl::StatusOr<ResultPtr> ExecBinary(PGconn* conn, const char* sql) {
   return ExecParams(conn, sql, {}, ResultFormat::kBinary);

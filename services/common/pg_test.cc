@@ -83,6 +83,33 @@ TEST_F(PgTest, ExecParamsPassesNulls) {
   EXPECT_EQ(Value(r->get(), 0, 1), "t");
 }
 
+TEST_F(PgTest, PreparedStatementsArePreparedOnceAndSurviveLosingThem) {
+  ConnPtr c = Connect();
+  const std::string sql = "SELECT $1::int + 1";
+  const auto run = [&](const char* v) -> std::string {
+    const std::optional<std::string> params[] = {std::string(v)};
+    absl::StatusOr<ResultPtr> r = ExecPrepared(c.get(), sql, params);
+    return r.ok() ? std::string(Value(r->get(), 0, 0)) : r.status().ToString();
+  };
+  const auto prepared_count = [&] {
+    absl::StatusOr<ResultPtr> r = Exec(c.get(), "SELECT count(*) FROM pg_prepared_statements");
+    return r.ok() ? std::string(Value(r->get(), 0, 0)) : r.status().ToString();
+  };
+  EXPECT_EQ(run("1"), "2");
+  EXPECT_EQ(run("41"), "42");
+  EXPECT_EQ(prepared_count(), "1") << "one statement for one text";
+  ASSERT_TRUE(Exec(c.get(), "DEALLOCATE ALL").ok());
+  EXPECT_EQ(run("2"), "3") << "re-prepared after the server lost it";
+  EXPECT_EQ(prepared_count(), "1");
+  PQreset(c.get());
+  ASSERT_EQ(PQstatus(c.get()), CONNECTION_OK);
+  EXPECT_EQ(run("3"), "4") << "re-prepared after a reset";
+  const std::optional<std::string> bad[] = {std::string("x")};
+  absl::StatusOr<ResultPtr> r = ExecPrepared(c.get(), sql, bad);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_EQ(SqlStateOf(r.status()), "22P02");
+}
+
 TEST_F(PgTest, BinaryResultsDecodeOnlyTheirExactType) {
   ConnPtr c = Connect();
   const char sql[] =

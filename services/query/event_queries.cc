@@ -113,8 +113,11 @@ absl::StatusOr<pg::ResultPtr> Run(PGconn* conn, const std::string& query, const 
   return pg::ExecParams(conn, query.c_str(), sql.params());
 }
 
-// For statements that select kStoredEventColumns (binary result format).
-absl::StatusOr<pg::ResultPtr> RunForEvents(PGconn* conn, const std::string& query, const Sql& sql) {
+// For statements that select kStoredEventColumns (binary result format). `prepared` for the
+// fixed query shapes of the hot paths (a handful per connection; see pg::ExecPrepared).
+absl::StatusOr<pg::ResultPtr> RunForEvents(PGconn* conn, const std::string& query, const Sql& sql,
+                                           bool prepared = false) {
+  if (prepared) return pg::ExecPrepared(conn, query, sql.params(), pg::ResultFormat::kBinary);
   return pg::ExecParams(conn, query.c_str(), sql.params(), pg::ResultFormat::kBinary);
 }
 
@@ -176,7 +179,7 @@ absl::StatusOr<v1::GetEventResponse> EventQueries::GetEvent(PGconn* conn,
   }
   absl::StatusOr<pg::ResultPtr> rows = RunForEvents(
       conn, absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events", sql.WhereClause()),
-      sql);
+      sql, /*prepared=*/true);
   if (!rows.ok()) return rows.status();
   if (PQntuples(rows->get()) == 0) {
     return absl::NotFoundError(
@@ -223,11 +226,12 @@ absl::StatusOr<v1::GetSubjectHistoryResponse> EventQueries::GetSubjectHistory(
     sql.Where(absl::StrCat("recorded_at < ", sql.Param(Time(r.as_of())), "::timestamptz"));
   }
   if (absl::Status s = AddCursor(*tokens_, r, "position", false, &sql); !s.ok()) return s;
+  const std::string limit = sql.Param(absl::StrCat(page + 1));
   absl::StatusOr<pg::ResultPtr> rows =
       RunForEvents(conn,
                    absl::StrCat("SELECT ", kStoredEventColumns, " FROM audit.events",
-                                sql.WhereClause(), " ORDER BY position LIMIT ", page + 1),
-                   sql);
+                                sql.WhereClause(), " ORDER BY position LIMIT ", limit),
+                   sql, /*prepared=*/true);
   if (!rows.ok()) return rows.status();
   v1::GetSubjectHistoryResponse out;
   if (absl::Status s = ReadEvents(rows->get(), 0, out.mutable_events(), page); !s.ok()) return s;
@@ -413,16 +417,18 @@ absl::Status EventQueries::ReadReplayFrame(PGconn* conn, const ReplayPlan& plan,
   };
   Sql sql;
   AddFilter(plan.filter, &sql);
+  const bool unfiltered = sql.empty();
   // Unfiltered, positions are gapless: the frame is exactly the next frame_events positions,
   // so the range itself bounds the work whatever plan the database picks (with only a LIMIT,
   // a table whose statistics are stale can be sorted window-wide before the limit applies).
   const int64_t window_end =
       std::min(plan.stop_at,
-               plus(after, sql.empty() ? static_cast<int64_t>(plan.frame_events) : kReplayWindow));
+               plus(after, unfiltered ? static_cast<int64_t>(plan.frame_events) : kReplayWindow));
   const std::string after_param = sql.Param(absl::StrCat(after));
   const std::string end_param = sql.Param(absl::StrCat(window_end));
   sql.Where(absl::StrCat("position > ", after_param));
   sql.Where(absl::StrCat("position <= least(h.position, ", end_param, ")"));
+  const std::string limit = sql.Param(absl::StrCat(plan.frame_events));
   // The head and the events come from one snapshot: every position up to the head is
   // committed and visible (positions commit in order), so nothing below it can appear later.
   absl::StatusOr<pg::ResultPtr> rows =
@@ -430,8 +436,8 @@ absl::Status EventQueries::ReadReplayFrame(PGconn* conn, const ReplayPlan& plan,
                    absl::StrCat("SELECT h.position, e.* FROM audit.append_head h LEFT JOIN LATERAL "
                                 "(SELECT ",
                                 kStoredEventColumns, " FROM audit.events", sql.WhereClause(),
-                                " ORDER BY position LIMIT ", plan.frame_events, ") e ON true"),
-                   sql);
+                                " ORDER BY position LIMIT ", limit, ") e ON true"),
+                   sql, /*prepared=*/unfiltered);
   if (!rows.ok()) return rows.status();
   const PGresult* res = rows->get();
   const std::optional<int64_t> head_or = pg::BinaryInt64(res, 0, 0);
