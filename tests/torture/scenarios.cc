@@ -492,7 +492,7 @@ Report ResourceLimits(World& world, const Scale& scale) {
       readers[i]->Finish();
     }
   }
-  // Slow readers of full replays: the server holds one frame per stream, not the log.
+  // Slow readers of full replays: the server holds at most two frames per stream, not the log.
   {
     std::atomic<bool> stop{false};
     std::vector<std::thread> slow;
