@@ -104,8 +104,10 @@ absl::Status Ingestor::Run(const absl::Notification& stop) {
       if (!pending_.empty()) {
         next.Append(std::move(pending_));
       } else {
+        const absl::Time poll_start = absl::Now();
         absl::StatusOr<RecordBatch> polled =
             source_.Poll(options_.batch_max_records, absl::ZeroDuration());
+        stats_.poll_ahead_nanos += absl::ToInt64Nanoseconds(absl::Now() - poll_start);
         if (!polled.ok()) return polled.status();
         next = *std::move(polled);
       }
@@ -115,7 +117,11 @@ absl::Status Ingestor::Run(const absl::Notification& stop) {
       decoder = std::thread([this, &next, &ahead] { ahead = Prepare(std::move(next)); });
     }
     absl::Status stored = StoreAndCommit(*current, stop);
-    if (decoder.joinable()) decoder.join();
+    if (decoder.joinable()) {
+      const absl::Time wait_start = absl::Now();
+      decoder.join();
+      stats_.decode_wait_nanos += absl::ToInt64Nanoseconds(absl::Now() - wait_start);
+    }
     MaybeLogStats();
     if (!stored.ok()) {
       LogWarning("stopping with a batch not stored; it will be delivered again")

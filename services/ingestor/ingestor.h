@@ -60,12 +60,17 @@ struct IngestorStats {
   std::atomic<int64_t> isolations{0};  // batches split to find refused content
   std::atomic<int64_t> commit_failures{0};
   std::atomic<int64_t> last_position{0};
-  // Where the loop's time went (nanoseconds): waiting for records, decoding, storing (with
-  // retries), committing offsets.
+  // Where the loop's time went (nanoseconds), all on the loop's own thread: waiting for
+  // records when none were polled ahead (including the wait for the group's first
+  // assignment), decoding a batch that was not decoded ahead, storing (with retries),
+  // committing offsets, taking the next batch without waiting (decode-ahead), and waiting for
+  // the helper to finish decoding it after the store returned.
   std::atomic<int64_t> poll_nanos{0};
   std::atomic<int64_t> decode_nanos{0};
   std::atomic<int64_t> store_nanos{0};
   std::atomic<int64_t> offset_commit_nanos{0};
+  std::atomic<int64_t> poll_ahead_nanos{0};
+  std::atomic<int64_t> decode_wait_nanos{0};
 };
 
 class Ingestor {

@@ -291,10 +291,11 @@ absl::StatusOr<IngestRun> Consume(const std::string& brokers, const std::string&
   const double events = static_cast<double>(n);
   const auto us = [&](double nanos) { return absl::StrFormat("%.1f", nanos / 1000 / events); };
   const ingestor::IngestorStats& st = ingestor.stats();
-  r.breakdown =
-      absl::StrCat(st.batches.load(), " batches; poll ", us(st.poll_nanos.load()), ", decode ",
-                   us(st.decode_nanos.load()), ", store ", us(st.store_nanos.load()), ", offsets ",
-                   us(st.offset_commit_nanos.load()));
+  r.breakdown = absl::StrCat(
+      st.batches.load(), " batches; poll ", us(st.poll_nanos.load()), ", decode ",
+      us(st.decode_nanos.load()), ", store ", us(st.store_nanos.load()), ", offsets ",
+      us(st.offset_commit_nanos.load()), ", poll ahead ", us(st.poll_ahead_nanos.load()),
+      ", decode wait ", us(st.decode_wait_nanos.load()));
   if (store != nullptr) {
     r.hashing_share =
         absl::ToDoubleSeconds(store->hashing_time()) / absl::ToDoubleSeconds(last - first);
