@@ -137,12 +137,22 @@ absl::StatusOr<ResultPtr> Exec(PGconn* conn, const char* sql) {
   return r;
 }
 
-absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const char* sql,
-                                     absl::Span<const std::optional<std::string>> params,
-                                     ResultFormat format) {
+namespace {
+
+// libpq's view of text parameters: nullptr is SQL NULL.
+std::vector<const char*> ParamValues(absl::Span<const std::optional<std::string>> params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p.has_value() ? p->c_str() : nullptr);
+  return values;
+}
+
+}  // namespace
+
+absl::StatusOr<ResultPtr> ExecParams(PGconn* conn, const char* sql,
+                                     absl::Span<const std::optional<std::string>> params,
+                                     ResultFormat format) {
+  const std::vector<const char*> values = ParamValues(params);
   ResultPtr r(PQexecParams(conn, sql, static_cast<int>(params.size()), nullptr, values.data(),
                            nullptr, nullptr, static_cast<int>(format)));
   if (absl::Status s = ResultStatus(conn, r.get()); !s.ok()) return s;
@@ -197,9 +207,7 @@ absl::StatusOr<ResultPtr> ExecPrepared(PGconn* conn, const std::string& sql,
                                        ResultFormat format) {
   PreparedStatements* prepared = PreparedOf(conn);
   if (prepared == nullptr) return ExecParams(conn, sql.c_str(), params, format);
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p.has_value() ? p->c_str() : nullptr);
+  const std::vector<const char*> values = ParamValues(params);
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto it = prepared->name_by_sql.find(sql);
     if (it == prepared->name_by_sql.end()) {
@@ -261,30 +269,10 @@ absl::Status CopyStream::Finish() {
 }
 
 absl::Status CopyIn(PGconn* conn, const char* copy_sql, absl::string_view data) {
-  ResultPtr start(PQexec(conn, copy_sql));
-  if (start == nullptr || PQresultStatus(start.get()) != PGRES_COPY_IN) {
-    absl::Status s = ResultStatus(conn, start.get());
-    return s.ok() ? absl::InternalError("COPY did not start") : s;
-  }
-  for (size_t off = 0; off < data.size(); off += kCopyChunk) {
-    const absl::string_view chunk = data.substr(off, kCopyChunk);
-    if (PQputCopyData(conn, chunk.data(), static_cast<int>(chunk.size())) != 1) {
-      return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
-    }
-  }
-  if (PQputCopyEnd(conn, nullptr) != 1) {
-    return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
-  }
-  absl::Status result = absl::OkStatus();
-  // Drain every result; the first error wins.
-  while (PGresult* r = PQgetResult(conn)) {
-    ResultPtr owned(r);
-    if (absl::Status s = ResultStatus(conn, r); !s.ok() && result.ok()) result = s;
-  }
-  if (result.ok() && PQstatus(conn) != CONNECTION_OK) {
-    return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
-  }
-  return result;
+  CopyStream copy;
+  if (absl::Status s = copy.Start(conn, copy_sql); !s.ok()) return s;
+  copy.Put(data);
+  return copy.Finish();
 }
 
 std::string RedactUrl(absl::string_view url) {
