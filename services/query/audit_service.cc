@@ -179,14 +179,11 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       ++refs_;  // held by the waiter
     }
     const HeadWatcher::WaiterId id = service_->watcher_->WaitBeyond(after, [this] {
+      bool fetch = false;
       {
         absl::MutexLock lock(&mu_);
         waiter_ = 0;
-      }
-      bool fetch = false;
-      if (!finished()) {
-        absl::MutexLock lock(&mu_);
-        if (!fetching_) fetching_ = fetch = true;
+        if (!finished_ && !pending_finish_.has_value() && !fetching_) fetching_ = fetch = true;
       }
       if (fetch) Schedule();
       Release();

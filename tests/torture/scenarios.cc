@@ -123,6 +123,34 @@ LedgerProducer::Options Producing(const std::string& run, double rate, uint64_t 
   return o;
 }
 
+// Runs one ingestor and kills it with SIGKILL `kills` times at random moments of active ingest
+// (each after the store grew since the last restart, plus a random delay), restarting it each
+// time; then lets at least `events` be acknowledged, stops the (open-ended) producer and
+// checks everything against the ledger.
+void KillIngestorRepeatedly(World& world, BackgroundProducer& producer, int kills, int64_t events,
+                            uint64_t seed, Report* report) {
+  std::vector<std::unique_ptr<Process>> ingestors;
+  ingestors.push_back(MustStart(world.StartIngestor("ingestor"), report));
+  std::mt19937_64 rng(seed);
+  int done = 0;
+  while (done < kills && ingestors[0] != nullptr) {
+    if (!WaitForProgress(world, producer)) {
+      report->Fail("no progress after a restart");
+      break;
+    }
+    if (producer.done() && StoredCount(world) >= producer.acknowledged()) break;
+    absl::SleepFor(RandomDelay(rng, absl::Milliseconds(800)));  // a random moment to crash
+    ingestors[0]->Signal(SIGKILL);
+    (void)ingestors[0]->Wait(absl::Seconds(10));
+    ++done;
+    ingestors[0] = MustStart(world.StartIngestor("ingestor"), report);
+  }
+  report->Figure("kill -9", done);
+  if (done < kills) report->Fail(absl::StrCat("only ", done, " kills before the run ended"));
+  producer.StopOnceAcknowledged(events);
+  Finish(world, producer, ingestors, report);
+}
+
 // 1. kill -9 at random moments of active ingest.
 Report KillNine(World& world, const Scale& scale) {
   Report report;
@@ -131,26 +159,7 @@ Report KillNine(World& world, const Scale& scale) {
   const double rate = scale.long_run ? 500 : 800;
   if (!report.Require(world.StartBroker(), "broker")) return report;
   BackgroundProducer producer(world, Producing("k9", rate, scale.seed), kOpenEnded * events);
-  std::vector<std::unique_ptr<Process>> ingestors;
-  ingestors.push_back(MustStart(world.StartIngestor("ingestor"), &report));
-  std::mt19937_64 rng(scale.seed);
-  int done = 0;
-  while (done < kills && ingestors[0] != nullptr) {
-    if (!WaitForProgress(world, producer)) {
-      report.Fail("no progress after a restart");
-      break;
-    }
-    if (producer.done() && StoredCount(world) >= producer.acknowledged()) break;
-    absl::SleepFor(RandomDelay(rng, absl::Milliseconds(800)));  // a random moment to crash
-    ingestors[0]->Signal(SIGKILL);
-    (void)ingestors[0]->Wait(absl::Seconds(10));
-    ++done;
-    ingestors[0] = MustStart(world.StartIngestor("ingestor"), &report);
-  }
-  report.Figure("kill -9", done);
-  if (done < kills) report.Fail(absl::StrCat("only ", done, " kills before the run ended"));
-  producer.StopOnceAcknowledged(events);
-  Finish(world, producer, ingestors, &report);
+  KillIngestorRepeatedly(world, producer, kills, events, scale.seed, &report);
   return report;
 }
 
@@ -315,24 +324,7 @@ Report PoisonWithKills(World& world, const Scale& scale) {
   o.conflict_fraction = 0.003;
   const int64_t events = scale.long_run ? 40'000 : 6'000;
   BackgroundProducer producer(world, o, kOpenEnded * events);
-  std::vector<std::unique_ptr<Process>> ingestors;
-  ingestors.push_back(MustStart(world.StartIngestor("ingestor"), &report));
-  std::mt19937_64 rng(scale.seed);
-  const int kills = scale.long_run ? 10 : 2;
-  int done = 0;
-  while (done < kills && ingestors[0] != nullptr) {
-    if (!WaitForProgress(world, producer)) break;
-    if (producer.done() && StoredCount(world) >= producer.acknowledged()) break;
-    absl::SleepFor(RandomDelay(rng, absl::Milliseconds(800)));
-    ingestors[0]->Signal(SIGKILL);
-    (void)ingestors[0]->Wait(absl::Seconds(10));
-    ++done;
-    ingestors[0] = MustStart(world.StartIngestor("ingestor"), &report);
-  }
-  report.Figure("kill -9", done);
-  if (done < kills) report.Fail(absl::StrCat("only ", done, " kills before the run ended"));
-  producer.StopOnceAcknowledged(events);
-  Finish(world, producer, ingestors, &report);
+  KillIngestorRepeatedly(world, producer, scale.long_run ? 10 : 2, events, scale.seed, &report);
   return report;
 }
 
