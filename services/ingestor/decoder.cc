@@ -1,5 +1,7 @@
 #include "services/ingestor/decoder.h"
 
+#include <optional>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -52,63 +54,75 @@ size_t MessageSize(const KafkaRecord& r) {
 
 Decoded Decode(const KafkaRecord& record, const DecoderOptions& options) {
   Decoded out;
+  DecodeInto(record, options, &out);
+  return out;
+}
+
+void DecodeInto(const KafkaRecord& record, const DecoderOptions& options, Decoded* out) {
+  out->status = absl::OkStatus();
+  out->encoding = Encoding::kUnknown;
+  out->event.Clear();
   if (const size_t size = MessageSize(record); size > options.max_message_bytes) {
-    out.status = EnvelopeError(ErrorClass::kOversized,
-                               absl::StrCat("message of ", size, " bytes exceeds the limit of ",
-                                            options.max_message_bytes, " bytes"));
-    return out;
+    out->status = EnvelopeError(ErrorClass::kOversized,
+                                absl::StrCat("message of ", size, " bytes exceeds the limit of ",
+                                             options.max_message_bytes, " bytes"));
+    return;
   }
   const absl::string_view value = record.value.value_or(absl::string_view());
   const std::optional<absl::string_view> content_type = ContentType(record);
-  const std::string essence =
-      content_type ? absl::AsciiStrToLower(MediaEssence(*content_type)) : std::string();
+  const absl::string_view essence =
+      content_type ? MediaEssence(*content_type) : absl::string_view();
 
-  absl::StatusOr<v1::Event> parsed;
-  if (absl::StartsWith(essence, "application/cloudevents")) {
-    if (essence != "application/cloudevents+json") {
-      out.status = EnvelopeError(
-          ErrorClass::kUndecodable,
-          absl::StrCat("unsupported CloudEvents event format ", QuoteForMessage(essence),
-                       "; use application/cloudevents+json"));
-      return out;
+  // The JSON parsers build a new event; the protobuf one parses into the (maybe reused) one.
+  std::optional<absl::StatusOr<v1::Event>> parsed;
+  if (absl::StartsWithIgnoreCase(essence, "application/cloudevents")) {
+    if (!absl::EqualsIgnoreCase(essence, "application/cloudevents+json")) {
+      out->status = EnvelopeError(ErrorClass::kUndecodable,
+                                  absl::StrCat("unsupported CloudEvents event format ",
+                                               QuoteForMessage(absl::AsciiStrToLower(essence)),
+                                               "; use application/cloudevents+json"));
+      return;
     }
-    out.encoding = Encoding::kStructuredJson;
+    out->encoding = Encoding::kStructuredJson;
     parsed = ParseStructuredJson(value);
   } else if (HasCeHeader(record)) {
-    out.encoding = Encoding::kBinaryMode;
+    out->encoding = Encoding::kBinaryMode;
     parsed = ParseBinaryMode(record.headers, record.value);
-  } else if (essence == "application/protobuf" || essence == "application/x-protobuf") {
-    out.encoding = Encoding::kProtobuf;
-    parsed = ParseProtobufEnvelope(value);
+  } else if (absl::EqualsIgnoreCase(essence, "application/protobuf") ||
+             absl::EqualsIgnoreCase(essence, "application/x-protobuf")) {
+    out->encoding = Encoding::kProtobuf;
+    out->status = ParseProtobufEnvelopeInto(value, &out->event);
   } else if (!essence.empty()) {
-    out.status = EnvelopeError(
+    out->status = EnvelopeError(
         ErrorClass::kUndecodable,
         absl::StrCat("content-type ", QuoteForMessage(*content_type),
                      " is neither application/cloudevents+json nor application/protobuf, and "
                      "there are no ce_ headers"));
-    return out;
+    return;
   } else if (value.empty()) {
-    out.status = EnvelopeError(ErrorClass::kUndecodable,
-                               "empty message: no value, no content-type and no ce_ headers");
-    return out;
+    out->status = EnvelopeError(ErrorClass::kUndecodable,
+                                "empty message: no value, no content-type and no ce_ headers");
+    return;
   } else {
     const absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(value);
     if (!trimmed.empty() && trimmed[0] == '{') {
-      out.encoding = Encoding::kStructuredJson;
+      out->encoding = Encoding::kStructuredJson;
       parsed = ParseStructuredJson(value);
     } else {
-      out.encoding = Encoding::kProtobuf;
-      parsed = ParseProtobufEnvelope(value);
+      out->encoding = Encoding::kProtobuf;
+      out->status = ParseProtobufEnvelopeInto(value, &out->event);
     }
   }
-  if (!parsed.ok()) {
-    out.status = parsed.status();
-    return out;
+  if (parsed.has_value()) {
+    if (!parsed->ok()) {
+      out->status = parsed->status();
+      return;
+    }
+    out->event = **std::move(parsed);
   }
-  out.event = *std::move(parsed);
-  out.status = NormalizeEvent(&out.event);
-  if (out.status.ok()) out.content_hash = ContentHash(out.event);
-  return out;
+  if (!out->status.ok()) return;
+  out->status = NormalizeEvent(&out->event);
+  if (out->status.ok()) out->content_hash = ContentHash(out->event);
 }
 
 }  // namespace audit::ingestor

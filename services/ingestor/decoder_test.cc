@@ -176,6 +176,54 @@ TEST(DecoderTest, PoisonMessagesGetTheirClassAndReason) {
   }
 }
 
+// The ingestor decodes into recycled Decodeds: nothing of an earlier message may survive into
+// a later one's result, whatever the encodings, fields and failures in between.
+TEST(DecoderTest, DecodingIntoAReusedResultEqualsAFreshDecode) {
+  v1::Event rich = Normalized();
+  (*rich.mutable_extensions())["region"] = "eu";
+  rich.set_actor("user:1");
+  rich.set_sequence(7);
+  v1::Event plain = Normalized();
+  plain.set_id("evt-2");
+  plain.clear_actor();
+  plain.clear_sequence();
+  plain.clear_data();
+  plain.clear_data_content_type();
+  v1::Event binary = Normalized();
+  binary.set_id("evt-3");
+  binary.set_data_content_type("application/octet-stream");
+  binary.set_binary_data(std::string("\x00\x01\xff", 3));
+  v1::Event missing = rich;
+  missing.clear_subject();
+  Message garbage;
+  garbage.value = std::string("\x0a\x10garbage", 9);
+  const std::vector<Message> sequence = {
+      AsProtobuf(rich),
+      AsProtobuf(plain),
+      AsStructured(rich),
+      AsProtobuf(binary),
+      AsBinaryMode(plain),
+      AsProtobuf(missing),
+      garbage,
+      AsProtobuf(rich),
+      AsProtobuf(plain),
+  };
+  Decoded reused;
+  for (size_t i = 0; i < sequence.size(); ++i) {
+    DecodeInto(sequence[i].View(), DecoderOptions{}, &reused);
+    const Decoded fresh = DecodeMessage(sequence[i]);
+    EXPECT_EQ(reused.status, fresh.status) << i;
+    EXPECT_EQ(reused.encoding, fresh.encoding) << i;
+    if (fresh.status.ok()) {
+      EXPECT_EQ(reused.event.SerializeAsString(), fresh.event.SerializeAsString()) << i;
+      EXPECT_EQ(reused.content_hash, fresh.content_hash) << i;
+    }
+  }
+  // And the sequence really did change the event each time.
+  EXPECT_EQ(reused.event.id(), "evt-2");
+  EXPECT_FALSE(reused.event.has_sequence());
+}
+
 TEST(DecoderTest, MessageSizeCountsKeyHeadersAndValue) {
   Message m;
   m.key = "abc";

@@ -40,9 +40,12 @@ struct Ingestor::Prepared {
   AppendBatch append;
 };
 
-std::unique_ptr<Ingestor::Prepared> Ingestor::Prepare(RecordBatch batch) const {
-  auto p = std::make_unique<Prepared>();
+std::unique_ptr<Ingestor::Prepared> Ingestor::Prepare(RecordBatch batch,
+                                                      std::unique_ptr<Prepared> reuse) const {
+  std::unique_ptr<Prepared> p = reuse != nullptr ? std::move(reuse) : std::make_unique<Prepared>();
   p->records = std::move(batch);
+  p->append.events.clear();
+  p->append.dead_letters.clear();
   const size_t n = p->records.records.size();
   p->decoded.resize(n);
   p->append.events.reserve(n);
@@ -51,7 +54,7 @@ std::unique_ptr<Ingestor::Prepared> Ingestor::Prepare(RecordBatch batch) const {
       n < 512 ? 1 : std::max<size_t>(1, std::min<size_t>(options_.decode_threads, n / 256));
   const auto decode_range = [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
-      p->decoded[i] = Decode(p->records.records[i], options_.decoder);
+      DecodeInto(p->records.records[i], options_.decoder, &p->decoded[i]);
     }
   };
   std::vector<std::thread> helpers;
@@ -73,12 +76,21 @@ std::unique_ptr<Ingestor::Prepared> Ingestor::Prepare(RecordBatch batch) const {
   return p;
 }
 
+void Ingestor::Release(Prepared& p) {
+  p.append.events.clear();
+  p.append.dead_letters.clear();
+  p.records.records.clear();
+  p.records.owners.clear();
+}
+
 absl::Status Ingestor::Run(const absl::Notification& stop) {
   LogInfo("ingestor running")
       .With("batch_max_records", static_cast<int64_t>(options_.batch_max_records));
   // The next batch, polled (without waiting) and decoded on a helper thread while the current
   // one is being stored: decoding overlaps the database's work.
   std::unique_ptr<Prepared> ahead;
+  // The last stored batch, released: the next Prepare decodes into its events.
+  std::unique_ptr<Prepared> spare;
   while (!stop.HasBeenNotified()) {
     std::unique_ptr<Prepared> current = std::move(ahead);
     if (current == nullptr) {
@@ -96,7 +108,7 @@ absl::Status Ingestor::Run(const absl::Notification& stop) {
       MaybeLogStats();
       if (batch.empty()) continue;
       const absl::Time t = absl::Now();
-      current = Prepare(std::move(batch));
+      current = Prepare(std::move(batch), std::move(spare));
       stats_.decode_nanos += absl::ToInt64Nanoseconds(absl::Now() - t);
     }
     RecordBatch next;
@@ -114,7 +126,9 @@ absl::Status Ingestor::Run(const absl::Notification& stop) {
     }
     std::thread decoder;
     if (!next.empty()) {
-      decoder = std::thread([this, &next, &ahead] { ahead = Prepare(std::move(next)); });
+      decoder = std::thread([this, &next, &ahead, reuse = std::move(spare)]() mutable {
+        ahead = Prepare(std::move(next), std::move(reuse));
+      });
     }
     absl::Status stored = StoreAndCommit(*current, stop);
     if (decoder.joinable()) {
@@ -123,6 +137,12 @@ absl::Status Ingestor::Run(const absl::Notification& stop) {
       stats_.decode_wait_nanos += absl::ToInt64Nanoseconds(absl::Now() - wait_start);
     }
     MaybeLogStats();
+    if (stored.ok()) {
+      const absl::Time release_start = absl::Now();
+      Release(*current);
+      spare = std::move(current);
+      stats_.release_nanos += absl::ToInt64Nanoseconds(absl::Now() - release_start);
+    }
     if (!stored.ok()) {
       LogWarning("stopping with a batch not stored; it will be delivered again")
           .With("records", static_cast<int64_t>(current->records.records.size()))

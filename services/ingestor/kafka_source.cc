@@ -103,8 +103,12 @@ absl::StatusOr<std::unique_ptr<KafkaSource>> KafkaSource::Create(const Options& 
       {"session.timeout.ms", absl::StrCat(ToMillis(options.session_timeout))},
       {"heartbeat.interval.ms",
        absl::StrCat(std::min<int64_t>(3000, ToMillis(options.session_timeout) / 3))},
-      // Bounded prefetch: what a paused consumer may still hold.
-      {"queued.max.messages.kbytes", "65536"},
+      // Bounded prefetch (what a paused consumer may still hold), but more than a second of
+      // the consumer's top speed: librdkafka 2.0 stops fetching for a whole second once either
+      // threshold is reached (librdkafka#2879; 2.1 made that fetch.queue.backoff.ms), which
+      // starved a consumer draining the old 64 MB in 0.6 s (docs/DECISIONS.md, 2026-11-26).
+      {"queued.max.messages.kbytes", "262144"},
+      {"queued.min.messages", "1000000"},
   };
   absl::StatusOr<internal::KafkaConfPtr> conf =
       internal::NewKafkaConf(settings, options.extra_config);

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -24,8 +25,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -54,7 +57,8 @@ ABSL_FLAG(int64_t, history_events, 10000000, "Events stored for the query measur
 ABSL_FLAG(int, runs, 5, "Runs of each measurement (medians are reported).");
 ABSL_FLAG(int, samples, 2000, "Calls per latency measurement.");
 ABSL_FLAG(bool, smoke, false, "A tiny run (seconds): checks that every measurement works.");
-ABSL_FLAG(std::string, only, "", "Comma-separated: ingest, replay, history, pagination.");
+ABSL_FLAG(std::string, only, "",
+          "Comma-separated: ingest, replay, history, pagination; consumer (the consumer alone).");
 ABSL_FLAG(std::string, json_out, "", "Also write the results as JSON here.");
 
 namespace audit::bench {
@@ -185,27 +189,89 @@ absl::Status Produce(const std::string& brokers, const Traffic& t) {
 // ---------------------------------------------------------------------------------------------
 // Ingest: end to end versus raw COPY of the same rows; the consumer alone; hashing's share.
 
-// The COPY payloads of exactly the rows the ingestor writes, in batches of kBatch.
-std::vector<std::string> CopyPayloads(const Traffic& t) {
-  std::vector<ingestor::KafkaRecord> records(t.events.size());
-  std::vector<std::string> topics(t.events.size());
+// Where one event went: its index in the traffic and the Kafka message it came from.
+struct Placement {
+  size_t event;
+  int32_t partition;
+  int64_t offset;
+};
+
+// The traffic in the order it was generated, with made-up provenance.
+std::vector<Placement> GeneratedOrder(const Traffic& t) {
+  std::vector<Placement> order;
+  for (size_t i = 0; i < t.events.size(); ++i) {
+    order.push_back({i, static_cast<int32_t>(i % 6), static_cast<int64_t>(i)});
+  }
+  return order;
+}
+
+// The order (and provenance) in which an ingest run stored the traffic into `db`: the raw COPY
+// baseline then writes the same rows at the same positions. (Kafka delivers a backlog
+// partition by partition, which interleaves the time-ordered ids of the unique index
+// differently from the generated order, and PostgreSQL's index maintenance notices.)
+absl::StatusOr<std::vector<Placement>> StoredOrder(testing::PostgresServer& pg,
+                                                   const std::string& db, const Traffic& t) {
+  absl::StatusOr<std::vector<std::string>> rows =
+      pg.Query(db,
+               "SELECT event_id || ' ' || kafka_partition || ' ' || kafka_offset"
+               " FROM audit.events ORDER BY position");
+  if (!rows.ok()) return rows.status();
+  absl::flat_hash_map<absl::string_view, size_t> index;
+  for (size_t i = 0; i < t.events.size(); ++i) index[t.events[i].event.id()] = i;
+  std::vector<Placement> order;
+  for (const std::string& row : *rows) {
+    const std::vector<absl::string_view> f = absl::StrSplit(row, ' ');
+    Placement p;
+    auto it = f.empty() ? index.end() : index.find(f[0]);
+    if (f.size() != 3 || it == index.end() || !absl::SimpleAtoi(f[1], &p.partition) ||
+        !absl::SimpleAtoi(f[2], &p.offset)) {
+      return absl::InternalError(absl::StrCat("unexpected stored row ", row));
+    }
+    p.event = it->second;
+    order.push_back(p);
+  }
+  if (order.size() != t.events.size()) {
+    return absl::InternalError(absl::StrCat("stored ", order.size(), " of ", t.events.size()));
+  }
+  return order;
+}
+
+// The entries the store would be given for `order`, with their records.
+struct Entries {
+  std::vector<ingestor::KafkaRecord> records;
+  std::vector<ingestor::EventEntry> entries;
+};
+
+Entries MakeEntries(const Traffic& t, const std::vector<Placement>& order) {
+  Entries e;
+  e.records.resize(order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    const simulator::SimulatedEvent& s = t.events[order[i].event];
+    e.records[i].topic = s.topic;
+    e.records[i].partition = order[i].partition;
+    e.records[i].offset = order[i].offset;
+    e.entries.push_back({&e.records[i], &s.event, ContentHash(s.event)});
+  }
+  return e;
+}
+
+// The COPY payloads of exactly the rows the ingestor writes for `order` (same positions,
+// provenance and hashes), in batches of kBatch.
+std::vector<std::string> CopyPayloads(const Traffic& t, const std::vector<Placement>& order) {
+  const Entries e = MakeEntries(t, order);
   std::vector<std::string> payloads;
   Sha256Digest chain{};
   const int64_t now = absl::ToUnixMicros(absl::Now());
   pg::BinaryCopyWriter w;
-  for (size_t i = 0; i < t.events.size(); ++i) {
-    topics[i] = t.events[i].topic;
-    records[i].topic = topics[i];
-    records[i].partition = static_cast<int32_t>(i % 6);
-    records[i].offset = static_cast<int64_t>(i);
-    const ingestor::EventEntry entry{&records[i], &t.events[i].event,
-                                     ContentHash(t.events[i].event)};
+  for (size_t i = 0; i < e.entries.size(); ++i) {
+    const ingestor::EventEntry& entry = e.entries[i];
     const int64_t position = static_cast<int64_t>(i) + 1;
-    const Sha256Digest leaf = RecordLeafHash(position, now, records[i].topic, records[i].partition,
-                                             records[i].offset, entry.content_hash);
+    const Sha256Digest leaf =
+        RecordLeafHash(position, now, entry.record->topic, entry.record->partition,
+                       entry.record->offset, entry.content_hash);
     chain = ChainHash(chain, leaf);
     ingestor::AppendEventCopyRow(entry, position, now, leaf, chain, &w);
-    if (w.rows() == kBatch || i + 1 == t.events.size()) {
+    if (w.rows() == kBatch || i + 1 == e.entries.size()) {
       payloads.push_back(w.Finish());
       w = pg::BinaryCopyWriter();
     }
@@ -236,6 +302,43 @@ absl::StatusOr<double> RawCopy(testing::PostgresServer& pg, const std::string& d
     if (auto r = pg::Exec(c->get(), "COMMIT"); !r.ok()) return r.status();
   }
   return static_cast<double>(rows) / absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+// Where the store's time went, in microseconds per event.
+std::string StorePhases(const ingestor::PgEventStore& store, size_t events) {
+  using P = ingestor::PgEventStore::Phase;
+  const auto us = [&](P p) {
+    return absl::StrFormat(
+        "%.1f", absl::ToDoubleMicroseconds(store.phase_time(p)) / static_cast<double>(events));
+  };
+  return absl::StrCat("lock ", us(P::kLock), ", lookup ", us(P::kLookup), ", hashing ",
+                      us(P::kHashing), ", encode ", us(P::kEncode), ", copy ", us(P::kCopy),
+                      ", commit ", us(P::kCommit));
+}
+
+// The store alone: PgEventStore::Append over already decoded batches of kBatch, with no
+// Kafka and no decoding competing for the cores (between raw COPY and end to end: what the
+// store's own work costs, hashing included).
+absl::StatusOr<double> StoreAlone(testing::PostgresServer& pg, const std::string& db,
+                                  const Traffic& t, const std::vector<Placement>& order) {
+  const Entries e = MakeEntries(t, order);
+  std::vector<ingestor::AppendBatch> batches;
+  for (size_t i = 0; i < e.entries.size(); ++i) {
+    if (i % kBatch == 0) batches.emplace_back();
+    batches.back().events.push_back(e.entries[i]);
+  }
+  ingestor::PgEventStore store({.url = pg.Url(db, "ingestor")});
+  if (absl::Status s = store.Ping(); !s.ok()) return s;
+  const absl::Time start = absl::Now();
+  for (const ingestor::AppendBatch& b : batches) {
+    absl::StatusOr<ingestor::AppendResult> r = store.Append(b);
+    if (!r.ok()) return r.status();
+  }
+  const double rate =
+      static_cast<double>(e.entries.size()) / absl::ToDoubleSeconds(absl::Now() - start);
+  Say(absl::StrCat("store alone: ", static_cast<int64_t>(rate),
+                   " ev/s; us/event: ", StorePhases(store, e.entries.size())));
+  return rate;
 }
 
 // Swallows batches: the consumer side alone.
@@ -295,21 +398,18 @@ absl::StatusOr<IngestRun> Consume(const std::string& brokers, const std::string&
       st.batches.load(), " batches; poll ", us(st.poll_nanos.load()), ", decode ",
       us(st.decode_nanos.load()), ", store ", us(st.store_nanos.load()), ", offsets ",
       us(st.offset_commit_nanos.load()), ", poll ahead ", us(st.poll_ahead_nanos.load()),
-      ", decode wait ", us(st.decode_wait_nanos.load()));
+      ", decode wait ", us(st.decode_wait_nanos.load()), ", release ", us(st.release_nanos.load()));
   if (store != nullptr) {
     r.hashing_share =
         absl::ToDoubleSeconds(store->hashing_time()) / absl::ToDoubleSeconds(last - first);
-    using P = ingestor::PgEventStore::Phase;
-    const auto phase = [&](P p) { return us(absl::ToDoubleNanoseconds(store->phase_time(p))); };
-    absl::StrAppend(&r.breakdown, " (lock ", phase(P::kLock), ", lookup ", phase(P::kLookup),
-                    ", hashing ", phase(P::kHashing), ", encode ", phase(P::kEncode), ", copy ",
-                    phase(P::kCopy), ", commit ", phase(P::kCommit), ")");
+    absl::StrAppend(&r.breakdown, " (", StorePhases(*store, static_cast<size_t>(n)), ")");
   }
   return r;
 }
 
-absl::Status MeasureIngest(testing::PostgresServer& pg, int64_t n, int runs, Results* out,
-                           std::string* replay_db) {
+// `consumer_only`: just the consumer-alone runs (for profiling the Kafka side).
+absl::Status MeasureIngest(testing::PostgresServer& pg, int64_t n, int runs, bool consumer_only,
+                           Results* out, std::string* replay_db) {
   Say(absl::StrCat("ingest: generating ", n, " simulated events"));
   const Traffic traffic = MakeTraffic(n, 7);
   absl::StatusOr<std::unique_ptr<devbroker::MockKafkaCluster>> cluster =
@@ -321,27 +421,39 @@ absl::Status MeasureIngest(testing::PostgresServer& pg, int64_t n, int runs, Res
   const std::string brokers = (*cluster)->bootstrap_servers();
   Say("ingest: producing into the mock cluster");
   if (absl::Status s = Produce(brokers, traffic); !s.ok()) return s;
-  const std::vector<std::string> payloads = CopyPayloads(traffic);
+  const std::vector<std::string> generated_payloads =
+      CopyPayloads(traffic, GeneratedOrder(traffic));
   double bytes = 0;
-  for (const auto& p : payloads) bytes += static_cast<double>(p.size());
+  for (const auto& p : generated_payloads) bytes += static_cast<double>(p.size());
 
   const SigningKey key = SigningKey::Generate();
-  std::vector<double> copy, copy_triggers, e2e, e2e_signed, consumer, hashing;
+  std::vector<double> copy, copy_generated, copy_triggers, store_alone, e2e, e2e_signed, consumer,
+      hashing;
   std::string breakdown;
+  // A baseline (raw COPY or the store alone) into a new database.
+  const auto baseline = [&](const std::string& db,
+                            const std::function<absl::StatusOr<double>()>& measure,
+                            std::vector<double>* into) -> absl::Status {
+    if (absl::Status s = pg.CreateDatabase(db).status(); !s.ok()) return s;
+    absl::StatusOr<double> rate = measure();
+    (void)pg.Query("postgres", absl::StrCat("DROP DATABASE ", db));
+    if (!rate.ok()) return rate.status();
+    into->push_back(*rate);
+    return absl::OkStatus();
+  };
   for (int run = 0; run < runs; ++run) {
     Say(absl::StrCat("ingest: run ", run + 1, " of ", runs));
-    const std::string copy_db = absl::StrCat("copy", run);
-    if (absl::Status s = pg.CreateDatabase(copy_db).status(); !s.ok()) return s;
-    absl::StatusOr<double> c = RawCopy(pg, copy_db, payloads, n);
-    if (!c.ok()) return c.status();
-    copy.push_back(*c);
-    (void)pg.Query("postgres", absl::StrCat("DROP DATABASE ", copy_db));
-    if (absl::Status s = pg.CreateDatabase(copy_db).status(); !s.ok()) return s;
-    absl::StatusOr<double> ct = RawCopy(pg, copy_db, payloads, n, /*triggers=*/true);
-    if (!ct.ok()) return ct.status();
-    copy_triggers.push_back(*ct);
-    (void)pg.Query("postgres", absl::StrCat("DROP DATABASE ", copy_db));
-
+    if (consumer_only) {
+      NullSink null;
+      absl::StatusOr<IngestRun> r =
+          Consume(brokers, absl::StrCat("bench-null", run), n, null, nullptr);
+      if (!r.ok()) return r.status();
+      consumer.push_back(r->rate);
+      Say(absl::StrCat("consumer alone: ", static_cast<int64_t>(r->rate),
+                       " ev/s; us/event: ", r->breakdown));
+      continue;
+    }
+    std::vector<Placement> order;
     for (bool signing : {false, true}) {
       const std::string db = absl::StrCat(signing ? "signed" : "ingest", run);
       if (absl::Status s = pg.CreateDatabase(db).status(); !s.ok()) return s;
@@ -360,12 +472,14 @@ absl::Status MeasureIngest(testing::PostgresServer& pg, int64_t n, int runs, Res
       if (signing) {
         Say(absl::StrCat("ingest signed: ", static_cast<int64_t>(r->rate),
                          " ev/s; checkpointer busy ", absl::FormatDuration(checkpointer.busy())));
-      }
-      if (!signing) {
+      } else {
         hashing.push_back(r->hashing_share);
         breakdown = r->breakdown;
         Say(absl::StrCat("ingest: ", static_cast<int64_t>(r->rate),
                          " ev/s; us/event: ", r->breakdown));
+        absl::StatusOr<std::vector<Placement>> stored = StoredOrder(pg, db, traffic);
+        if (!stored.ok()) return stored.status();
+        order = *std::move(stored);
       }
       const bool keep = signing && run + 1 == runs;
       if (keep) {
@@ -373,6 +487,26 @@ absl::Status MeasureIngest(testing::PostgresServer& pg, int64_t n, int runs, Res
       } else {
         (void)pg.Query("postgres", absl::StrCat("DROP DATABASE ", db));
       }
+      if (signing) continue;
+      // The baselines: the same rows at the same positions as this run stored them.
+      const std::vector<std::string> payloads = CopyPayloads(traffic, order);
+      const std::string base_db = absl::StrCat("copy", run);
+      absl::Status s = baseline(
+          base_db, [&] { return RawCopy(pg, base_db, payloads, n); }, &copy);
+      if (s.ok()) {
+        s = baseline(
+            base_db, [&] { return RawCopy(pg, base_db, payloads, n, /*triggers=*/true); },
+            &copy_triggers);
+      }
+      if (s.ok()) {
+        s = baseline(
+            base_db, [&] { return StoreAlone(pg, base_db, traffic, order); }, &store_alone);
+      }
+      if (s.ok()) {
+        s = baseline(
+            base_db, [&] { return RawCopy(pg, base_db, generated_payloads, n); }, &copy_generated);
+      }
+      if (!s.ok()) return s;
     }
     NullSink null;
     absl::StatusOr<IngestRun> r =
@@ -380,19 +514,27 @@ absl::Status MeasureIngest(testing::PostgresServer& pg, int64_t n, int runs, Res
     if (!r.ok()) return r.status();
     consumer.push_back(r->rate);
   }
+  if (consumer_only) {
+    out->Add({"consumer alone (database stubbed)", Rate(Median(consumer)), "", "", ""});
+    return absl::OkStatus();
+  }
   const double copy_rate = Median(copy), e2e_rate = Median(e2e);
   out->Add({"raw COPY of the same rows (baseline)", Rate(copy_rate), "", "",
             absl::StrFormat("%.0f bytes/row", bytes / static_cast<double>(n))});
+  out->Add({"raw COPY, rows in generated order", Rate(Median(copy_generated)), Rate(copy_rate),
+            Ratio(Median(copy_generated) / copy_rate), "(information)"});
   out->Add({"raw COPY with the append-only and chain triggers", Rate(Median(copy_triggers)),
             Rate(copy_rate), Ratio(Median(copy_triggers) / copy_rate), "(information)"});
+  out->Add({"the store alone (hashing, encoding, lock; no Kafka)", Rate(Median(store_alone)),
+            Rate(copy_rate), Ratio(Median(store_alone) / copy_rate), ">= 0.95 (hashing <= 5%)"});
   out->Add({"ingest end to end, checkpoints every 1 s", Rate(Median(e2e_signed)), Rate(copy_rate),
             Ratio(Median(e2e_signed) / copy_rate), ">= 0.85"});
   out->Add({"ingest end to end, no checkpointer", Rate(e2e_rate), Rate(copy_rate),
             Ratio(e2e_rate / copy_rate), ">= 0.85"});
   out->Add({"checkpointing: signed / unsigned throughput", Rate(Median(e2e_signed)), Rate(e2e_rate),
             Ratio(Median(e2e_signed) / e2e_rate), ">= 0.95"});
-  out->Add({"hashing: share of ingest time", absl::StrFormat("%.2f%%", 100 * Median(hashing)), "",
-            "", "<= 5%"});
+  out->Add({"hashing: share of the ingest thread's time",
+            absl::StrFormat("%.2f%%", 100 * Median(hashing)), "", "", "(upper bound)"});
   out->Add({"  us/event (last run): " + breakdown, "", "", "", ""});
   out->Add({"consumer alone (database stubbed)", Rate(Median(consumer)), Rate(e2e_rate),
             Ratio(Median(consumer) / e2e_rate), ">= 4"});
@@ -661,8 +803,8 @@ int Main(int argc, char** argv) {
   Results results;
   std::string replay_db;
   absl::Status s;
-  if (s.ok() && (want("ingest") || want("replay"))) {
-    s = MeasureIngest(**pg, events, runs, &results, &replay_db);
+  if (s.ok() && (want("ingest") || want("replay") || want("consumer"))) {
+    s = MeasureIngest(**pg, events, runs, !want("ingest") && !want("replay"), &results, &replay_db);
   }
   if (s.ok() && want("replay")) s = MeasureReplay(**pg, replay_db, runs, &results);
   if (s.ok() && (want("history") || want("pagination"))) {

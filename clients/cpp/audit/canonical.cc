@@ -1,5 +1,8 @@
 #include "audit/canonical.h"
 
+// SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP, whose per-call
+// algorithm lookup costs several times a short hash (docs/DECISIONS.md, 2026-11-26).
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -37,8 +40,14 @@ void AppendU64(uint64_t v, std::string* out) {
 }
 
 Sha256Digest Sha256(absl::string_view bytes) {
+  // The low-level interface, as in merkle.cc: OpenSSL 3's one-shot SHA256() looks the
+  // algorithm up on every call, which costs more than hashing a short input (about 400 ns
+  // against 70 ns for 72 bytes on this project's machines; see docs/PERFORMANCE.md).
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, bytes.data(), bytes.size());
   Sha256Digest d;
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), d.data());
+  SHA256_Final(d.data(), &ctx);
   return d;
 }
 
@@ -77,10 +86,13 @@ void AppendCanonicalContent(const v1::Event& e, std::string* out) {
 }
 
 Sha256Digest ContentHash(const v1::Event& event) {
-  std::string buffer;
-  buffer.reserve(512);
+  // One buffer per thread: hashing allocates nothing once it has grown to the events' size.
+  thread_local std::string buffer;
+  buffer.clear();
   AppendCanonicalContent(event, &buffer);
-  return Sha256(buffer);
+  const Sha256Digest digest = Sha256(buffer);
+  if (buffer.capacity() > (size_t{1} << 16)) std::string().swap(buffer);
+  return digest;
 }
 
 std::string HexDigest(const Sha256Digest& digest) {

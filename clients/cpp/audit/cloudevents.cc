@@ -284,22 +284,28 @@ void ToBinaryMode(const v1::Event& e, Headers* headers, std::string* value) {
   *value = e.data_case() == v1::Event::kTextData ? e.text_data() : e.binary_data();
 }
 
-absl::StatusOr<v1::Event> ParseProtobufEnvelope(absl::string_view bytes) {
-  v1::Event event;
-  if (!event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+absl::Status ParseProtobufEnvelopeInto(absl::string_view bytes, v1::Event* event) {
+  if (!event->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return Undecodable(
         "not a CloudEvents JSON document nor a valid audit.v1.Event protobuf (malformed wire "
         "format or invalid UTF-8 in a string field)");
   }
-  const auto& unknown = event.GetReflection()->GetUnknownFields(event);
+  const auto& unknown = event->GetReflection()->GetUnknownFields(*event);
   if (!unknown.empty()) {
     return Undecodable(absl::StrCat("audit.v1.Event has unknown field number ",
                                     unknown.field(0).number(),
                                     " (produced with a newer schema?); refusing to drop it"));
   }
-  if (event.has_time() && !event.time().GetReflection()->GetUnknownFields(event.time()).empty()) {
+  if (event->has_time() &&
+      !event->time().GetReflection()->GetUnknownFields(event->time()).empty()) {
     return Undecodable("audit.v1.Event.time has unknown fields");
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Event> ParseProtobufEnvelope(absl::string_view bytes) {
+  v1::Event event;
+  if (absl::Status s = ParseProtobufEnvelopeInto(bytes, &event); !s.ok()) return s;
   return event;
 }
 

@@ -50,6 +50,8 @@ void ToBinaryMode(const v1::Event& event, Headers* headers, std::string* value);
 // The binary protobuf envelope (serialised v1::Event). Unknown fields are rejected: they
 // would be silently dropped by the store.
 absl::StatusOr<v1::Event> ParseProtobufEnvelope(absl::string_view bytes);
+// The same into `*event`, replacing its contents (a reused event keeps its strings' buffers).
+absl::Status ParseProtobufEnvelopeInto(absl::string_view bytes, v1::Event* event);
 
 }  // namespace audit
 

@@ -138,31 +138,37 @@ absl::Status CheckTraceparent(absl::string_view v) {
 }
 
 absl::Status NormalizeData(v1::Event* event) {
-  std::string bytes;
-  switch (event->data_case()) {
-    case v1::Event::kBinaryData:
-      bytes = std::move(*event->mutable_binary_data());
-      break;
-    case v1::Event::kTextData:
-      bytes = std::move(*event->mutable_text_data());
-      break;
-    case v1::Event::DATA_NOT_SET:
-      return absl::OkStatus();
-  }
-  event->clear_data();
-  if (bytes.empty()) return absl::OkStatus();
-  if (!IsJsonMediaType(event->data_content_type())) {
-    *event->mutable_binary_data() = std::move(bytes);
+  if (event->data_case() == v1::Event::DATA_NOT_SET) return absl::OkStatus();
+  const bool text = event->data_case() == v1::Event::kTextData;
+  const std::string& bytes = text ? event->text_data() : event->binary_data();
+  if (bytes.empty()) {
+    event->clear_data();
     return absl::OkStatus();
   }
-  absl::StatusOr<std::string> canonical = CanonicalizeJson(bytes);
-  if (!canonical.ok()) {
-    return EnvelopeError(ErrorClass::kInvalidData,
-                         absl::StrCat("data is not valid JSON (content type ",
-                                      QuoteForMessage(event->data_content_type()),
-                                      "): ", canonical.status().message()));
+  if (!IsJsonMediaType(event->data_content_type())) {
+    if (text) {
+      std::string moved = std::move(*event->mutable_text_data());
+      event->clear_data();
+      *event->mutable_binary_data() = std::move(moved);
+    }
+    return absl::OkStatus();
   }
-  *event->mutable_text_data() = *std::move(canonical);
+  // The canonical text replaces the data; text data is overwritten in place, so a reused
+  // event (the ingestor recycles them) keeps its buffer and nothing is allocated.
+  thread_local std::string canonical;
+  if (absl::Status s = CanonicalizeJsonTo(bytes, &canonical); !s.ok()) {
+    const std::string message =
+        absl::StrCat("data is not valid JSON (content type ",
+                     QuoteForMessage(event->data_content_type()), "): ", s.message());
+    event->clear_data();
+    return EnvelopeError(ErrorClass::kInvalidData, message);
+  }
+  if (text) {
+    event->mutable_text_data()->assign(canonical);
+  } else {
+    event->set_text_data(canonical);
+  }
+  if (canonical.capacity() > (size_t{1} << 16)) std::string().swap(canonical);
   return absl::OkStatus();
 }
 

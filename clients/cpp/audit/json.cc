@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "audit/utf8.h"
@@ -27,6 +28,12 @@ constexpr int64_t kMaxIntegerDigits = 131072;
 // numeric_in refuses exponents of magnitude PG_INT32_MAX / 2 and beyond, even for zero.
 constexpr int64_t kMaxExponentMagnitude = 1073741823;
 
+// jsonb key order: shorter keys first, then bytewise.
+bool JsonbKeyLess(absl::string_view a, absl::string_view b) {
+  if (a.size() != b.size()) return a.size() < b.size();
+  return a.compare(b) < 0;
+}
+
 class Parser {
  public:
   Parser(absl::string_view text, const JsonParseOptions& options)
@@ -44,7 +51,172 @@ class Parser {
     return value;
   }
 
+  // Appends the canonical text of the document to `out` without building a tree: exactly
+  // CanonicalJson(ParseDocument()), with the same checks and the same error messages (the
+  // scalar parsers are shared; json_test and the JSON fuzzer compare the two).
+  absl::Status CanonicalDocument(std::string* out) {
+    if (const size_t bad = FindInvalidUtf8(text_); bad != absl::string_view::npos) {
+      return Error(bad, "invalid UTF-8");
+    }
+    SkipWhitespace();
+    if (absl::Status s = CanonicalValue(0, out); !s.ok()) return s;
+    SkipWhitespace();
+    if (pos_ != text_.size()) return Error(pos_, "unexpected data after the JSON value");
+    return absl::OkStatus();
+  }
+
  private:
+  // An object member staged in the output: its decoded key and its canonical value text.
+  struct StagedMember {
+    size_t key_begin, key_end, value_begin, value_end;
+  };
+
+  absl::Status CanonicalValue(int depth, std::string* out) {
+    if (AtEnd()) return Error(pos_, "unexpected end of input, expected a value");
+    switch (Peek()) {
+      case '{':
+        return CanonicalObject(depth + 1, out);
+      case '[':
+        return CanonicalArray(depth + 1, out);
+      case '"':
+        return CanonicalString(out);
+      case 't':
+      case 'f':
+      case 'n': {
+        JsonValue literal;
+        const absl::string_view word = Peek() == 't' ? "true" : Peek() == 'f' ? "false" : "null";
+        if (absl::Status s = ParseLiteral(word, literal.type, false, &literal); !s.ok()) {
+          return s;
+        }
+        out->append(word.data(), word.size());
+        return absl::OkStatus();
+      }
+      default:
+        if (Peek() == '-' || (Peek() >= '0' && Peek() <= '9')) {
+          number_.clear();
+          if (absl::Status s = ParseNumber(&number_); !s.ok()) return s;
+          out->append(number_);
+          return absl::OkStatus();
+        }
+        return Error(pos_, "unexpected character, expected a value");
+    }
+  }
+
+  // A string without escapes is its own canonical form (the input was checked as UTF-8, and
+  // jsonb escapes only '"', '\\' and control characters, which cannot appear unescaped).
+  absl::Status CanonicalString(std::string* out) {
+    const size_t start = pos_;
+    for (size_t p = pos_ + 1; p < text_.size(); ++p) {
+      const unsigned char c = static_cast<unsigned char>(text_[p]);
+      if (c == '"') {
+        pos_ = p + 1;
+        out->append(text_.data() + start, pos_ - start);
+        return absl::OkStatus();
+      }
+      if (c == '\\' || c < 0x20) break;
+    }
+    decoded_.clear();
+    if (absl::Status s = ParseString(&decoded_); !s.ok()) return s;
+    AppendJsonString(decoded_, out);
+    return absl::OkStatus();
+  }
+
+  absl::Status CanonicalArray(int depth, std::string* out) {
+    if (depth > options_.max_depth) return Error(pos_, "nesting too deep");
+    ++pos_;  // '['
+    SkipWhitespace();
+    out->push_back('[');
+    if (!AtEnd() && Peek() == ']') {
+      ++pos_;
+      out->push_back(']');
+      return absl::OkStatus();
+    }
+    while (true) {
+      SkipWhitespace();
+      if (absl::Status s = CanonicalValue(depth, out); !s.ok()) return s;
+      SkipWhitespace();
+      if (AtEnd()) return Error(pos_, "unexpected end of input in array");
+      if (Peek() == ',') {
+        ++pos_;
+        out->append(", ");
+        continue;
+      }
+      if (Peek() == ']') {
+        ++pos_;
+        out->push_back(']');
+        return absl::OkStatus();
+      }
+      return Error(pos_, "expected ',' or ']' in array");
+    }
+  }
+
+  // Members are staged at the end of `out` (decoded key, canonical value) as they are parsed,
+  // then replaced by the object's canonical text: keys in jsonb order, the last duplicate
+  // winning. Only one object is being replaced at a time, so one staging buffer serves all.
+  absl::Status CanonicalObject(int depth, std::string* out) {
+    if (depth > options_.max_depth) return Error(pos_, "nesting too deep");
+    ++pos_;  // '{'
+    SkipWhitespace();
+    if (!AtEnd() && Peek() == '}') {
+      ++pos_;
+      out->append("{}");
+      return absl::OkStatus();
+    }
+    const size_t region = out->size();
+    const size_t first = members_.size();
+    while (true) {
+      SkipWhitespace();
+      if (AtEnd() || Peek() != '"') return Error(pos_, "expected an object key string");
+      StagedMember m;
+      m.key_begin = out->size();
+      if (absl::Status s = ParseString(out); !s.ok()) return s;
+      m.key_end = out->size();
+      SkipWhitespace();
+      if (AtEnd() || Peek() != ':') return Error(pos_, "expected ':' after object key");
+      ++pos_;
+      SkipWhitespace();
+      m.value_begin = out->size();
+      if (absl::Status s = CanonicalValue(depth, out); !s.ok()) return s;
+      m.value_end = out->size();
+      members_.push_back(m);
+      SkipWhitespace();
+      if (AtEnd()) return Error(pos_, "unexpected end of input in object");
+      if (Peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      if (Peek() == '}') {
+        ++pos_;
+        break;
+      }
+      return Error(pos_, "expected ',' or '}' in object");
+    }
+    const absl::string_view staged_text(*out);
+    const auto key = [&](const StagedMember& m) {
+      return staged_text.substr(m.key_begin, m.key_end - m.key_begin);
+    };
+    const auto begin = members_.begin() + static_cast<std::ptrdiff_t>(first);
+    std::stable_sort(begin, members_.end(), [&](const StagedMember& a, const StagedMember& b) {
+      return JsonbKeyLess(key(a), key(b));
+    });
+    staged_.clear();
+    staged_.push_back('{');
+    bool first_written = true;
+    for (auto it = begin; it != members_.end(); ++it) {
+      if (it + 1 != members_.end() && key(*(it + 1)) == key(*it)) continue;
+      if (!first_written) staged_.append(", ");
+      first_written = false;
+      AppendJsonString(key(*it), &staged_);
+      staged_.append(": ");
+      staged_.append(staged_text.data() + it->value_begin, it->value_end - it->value_begin);
+    }
+    staged_.push_back('}');
+    members_.resize(first);
+    out->resize(region);
+    out->append(staged_);
+    return absl::OkStatus();
+  }
+
   absl::Status Error(size_t offset, absl::string_view what) const {
     return absl::InvalidArgumentError(absl::StrCat("offset ", offset, ": ", what));
   }
@@ -360,13 +532,12 @@ class Parser {
   absl::string_view text_;
   const JsonParseOptions& options_;
   size_t pos_ = 0;
+  // Reused buffers of the canonical path.
+  std::vector<StagedMember> members_;
+  std::string staged_;
+  std::string decoded_;
+  std::string number_;
 };
-
-// jsonb key order: shorter keys first, then bytewise.
-bool JsonbKeyLess(absl::string_view a, absl::string_view b) {
-  if (a.size() != b.size()) return a.size() < b.size();
-  return a.compare(b) < 0;
-}
 
 }  // namespace
 
@@ -489,19 +660,28 @@ std::string CanonicalJson(const JsonValue& value) {
 
 absl::StatusOr<std::string> CanonicalizeJson(absl::string_view text,
                                              const JsonParseOptions& options) {
-  absl::StatusOr<JsonValue> value = ParseJson(text, options);
-  if (!value.ok()) return value.status();
-  return CanonicalJson(*value);
+  std::string out;
+  if (absl::Status s = CanonicalizeJsonTo(text, &out, options); !s.ok()) return s;
+  return out;
+}
+
+absl::Status CanonicalizeJsonTo(absl::string_view text, std::string* out,
+                                const JsonParseOptions& options) {
+  out->clear();
+  out->reserve(text.size() + text.size() / 8 + 16);
+  return Parser(text, options).CanonicalDocument(out);
 }
 
 bool IsJsonMediaType(absl::string_view media_type) {
   absl::string_view essence = media_type.substr(0, media_type.find(';'));
   essence = absl::StripAsciiWhitespace(essence);
-  std::string lower = absl::AsciiStrToLower(essence);
-  if (lower == "application/json" || lower == "text/json") return true;
-  const size_t slash = lower.find('/');
-  return slash != std::string::npos && slash > 0 &&
-         absl::EndsWith(absl::string_view(lower).substr(slash + 1), "+json");
+  if (absl::EqualsIgnoreCase(essence, "application/json") ||
+      absl::EqualsIgnoreCase(essence, "text/json")) {
+    return true;
+  }
+  const size_t slash = essence.find('/');
+  return slash != absl::string_view::npos && slash > 0 &&
+         absl::EndsWithIgnoreCase(essence.substr(slash + 1), "+json");
 }
 
 }  // namespace audit

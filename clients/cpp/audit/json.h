@@ -77,6 +77,10 @@ void AppendJsonString(absl::string_view utf8, std::string* out);
 // Parses and canonicalises in one step.
 absl::StatusOr<std::string> CanonicalizeJson(absl::string_view text,
                                              const JsonParseOptions& options = {});
+// The same into `*out` (replacing its contents, reusing its buffer); on error `*out` is
+// unspecified.
+absl::Status CanonicalizeJsonTo(absl::string_view text, std::string* out,
+                                const JsonParseOptions& options = {});
 
 // True if `media_type` (a datacontenttype / content-type value, parameters allowed) denotes
 // JSON: application/json, text/json or any "+json" structured syntax suffix.

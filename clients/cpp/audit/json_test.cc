@@ -1,6 +1,7 @@
 #include "audit/json.h"
 
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -19,6 +20,10 @@ void ExpectRejected(absl::string_view text, absl::string_view fragment) {
   EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(v.status().message().find(fragment), absl::string_view::npos)
       << "message '" << v.status().message() << "' lacks '" << fragment << "'";
+  // The tree-free canonical path refuses it with the same message.
+  absl::StatusOr<std::string> c = CanonicalizeJson(text);
+  ASSERT_FALSE(c.ok()) << "canonicalized: " << text;
+  EXPECT_EQ(c.status(), v.status());
 }
 
 // Expected texts are what PostgreSQL 15 prints for `'<input>'::jsonb::text` (checked by
@@ -113,6 +118,52 @@ TEST(JsonTest, FindReturnsLastDuplicateAndDetectsDuplicates) {
 TEST(JsonTest, CanonicalFormIsAFixedPoint) {
   const std::string once = Canon(R"({"z":[1.50,{"y":null,"x":"\n"}],"a":-0.0})");
   EXPECT_EQ(Canon(once), once);
+}
+
+// CanonicalizeJson does not build a tree; it must agree with CanonicalJson(ParseJson()) on
+// every input, accepted or not (the JSON fuzzer checks the same on generated inputs).
+TEST(JsonTest, CanonicalizeJsonAgreesWithTheParsedTree) {
+  const std::string deep_ok = std::string(128, '[') + std::string(128, ']');
+  const std::string deep_bad = std::string(129, '{');
+  const std::vector<std::string> docs = {
+      R"({"b": {"y": 1, "x": [ {"q": 1, "p": 2, "q": 3} ], "y": 2}, "a": "s", "b": null})",
+      R"({"k\"ey": "v\u00e9\n", "k": {"": {}}, "": []})",
+      R"([{"a": 1}, {"b": 2, "a": {"d": 1, "c": [1e3, -0.0, 2.50]}}, "x\ty", true])",
+      R"({"\u0061": 1, "a": 2, "aa": {"b": 1, "a": 1}, "\u00e9": "\ud83d\ude00"})",
+      R"(  {"z":1,"y":{"x":{"w":{"v":{}}}}}  )",
+      "\"plain\"",
+      "\"esc\\\\aped\"",
+      "-12.5e-3",
+      "null",
+      "[]",
+      "{}",
+      deep_ok,
+      // Refused, at various depths and places.
+      R"({"a": {"b": [1, 2,]}})",
+      R"({"a": {"b" 1}})",
+      R"({"a": "x)",
+      R"({"a": "\q"})",
+      R"([{"a": 1}, {"b": tru}])",
+      R"({"a": 01})",
+      R"({"a": "\ud800"})",
+      "\"\x01\"",
+      R"({"a": 1} x)",
+      "[1, 2",
+      "{\"a\": \"\xff\"}",
+      deep_bad,
+      "",
+      "   ",
+  };
+  for (const std::string& doc : docs) {
+    absl::StatusOr<JsonValue> tree = ParseJson(doc);
+    absl::StatusOr<std::string> direct = CanonicalizeJson(doc);
+    ASSERT_EQ(tree.ok(), direct.ok()) << doc;
+    if (tree.ok()) {
+      EXPECT_EQ(*direct, CanonicalJson(*tree)) << doc;
+    } else {
+      EXPECT_EQ(direct.status(), tree.status()) << doc;
+    }
+  }
 }
 
 TEST(JsonTest, JsonMediaTypes) {

@@ -1,5 +1,8 @@
 #include "audit/merkle.h"
 
+// SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP, whose per-call
+// algorithm lookup costs several times a short hash (docs/DECISIONS.md, 2026-11-26).
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 
 #include <memory>
@@ -111,9 +114,7 @@ Sha256Digest NodeHash(const Sha256Digest& left, const Sha256Digest& right) {
   buf[0] = 0x01;
   std::copy(left.begin(), left.end(), buf + 1);
   std::copy(right.begin(), right.end(), buf + 33);
-  Sha256Digest d;
-  SHA256(buf, sizeof buf, d.data());
-  return d;
+  return Sha256(absl::string_view(reinterpret_cast<const char*>(buf), sizeof buf));
 }
 
 Sha256Digest EmptyRoot() { return Sha256(""); }

@@ -1,5 +1,8 @@
 #include "audit/record.h"
 
+#include <algorithm>
+#include <string>
+
 #include "audit/merkle.h"
 #include "audit/rfc3339.h"
 
@@ -25,18 +28,19 @@ void AppendCanonicalRecord(int64_t position, int64_t recorded_at_micros, absl::s
 
 Sha256Digest RecordLeafHash(int64_t position, int64_t recorded_at_micros, absl::string_view topic,
                             int32_t partition, int64_t offset, const Sha256Digest& content_hash) {
-  std::string record;
-  record.reserve(96 + topic.size());
+  thread_local std::string record;
+  record.clear();
   AppendCanonicalRecord(position, recorded_at_micros, topic, partition, offset, content_hash,
                         &record);
   return merkle::LeafHash(record);
 }
 
 Sha256Digest ChainHash(const Sha256Digest& previous, const Sha256Digest& leaf) {
-  std::string buf(1, '\x02');
-  buf.append(reinterpret_cast<const char*>(previous.data()), previous.size());
-  buf.append(reinterpret_cast<const char*>(leaf.data()), leaf.size());
-  return Sha256(buf);
+  char buf[1 + 2 * 32];
+  buf[0] = '\x02';
+  std::copy(previous.begin(), previous.end(), buf + 1);
+  std::copy(leaf.begin(), leaf.end(), buf + 1 + previous.size());
+  return Sha256(absl::string_view(buf, sizeof buf));
 }
 
 Sha256Digest RecomputeContentHash(const v1::StoredEvent& e) { return ContentHash(e.event()); }

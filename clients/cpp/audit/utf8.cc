@@ -1,6 +1,7 @@
 #include "audit/utf8.h"
 
 #include <cstdint>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -40,7 +41,15 @@ size_t SequenceLength(absl::string_view text, size_t i) {
 size_t FindInvalidUtf8(absl::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
-    // Fast path for ASCII runs.
+    // Fast paths for ASCII runs: eight bytes at a time, then one.
+    if (text.size() - i >= 8) {
+      uint64_t word;
+      std::memcpy(&word, text.data() + i, sizeof word);
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     if (static_cast<uint8_t>(text[i]) < 0x80) {
       ++i;
       continue;
