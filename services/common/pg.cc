@@ -248,7 +248,12 @@ void CopyStream::Put(absl::string_view data) {
   }
 }
 
-absl::Status CopyStream::Finish() {
+void CopyStream::Attach(PGconn* conn) {
+  conn_ = conn;
+  error_ = absl::OkStatus();
+}
+
+absl::Status CopyStream::End() {
   if (conn_ == nullptr) return error_;
   PGconn* conn = conn_;
   conn_ = nullptr;
@@ -258,13 +263,62 @@ absl::Status CopyStream::Finish() {
     return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
   }
   absl::Status result = error_;
+  ResultPtr r(PQgetResult(conn));
+  if (absl::Status s = ResultStatus(conn, r.get()); !s.ok() && result.ok()) result = s;
+  if (result.ok() && PQstatus(conn) != CONNECTION_OK) {
+    return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
+  }
+  return result;
+}
+
+absl::Status CopyStream::Finish() {
+  PGconn* conn = conn_;
+  absl::Status result = End();
+  if (conn == nullptr) return result;
   while (PGresult* r = PQgetResult(conn)) {
     ResultPtr owned(r);
     if (absl::Status s = ResultStatus(conn, r); !s.ok() && result.ok()) result = s;
   }
-  if (result.ok() && PQstatus(conn) != CONNECTION_OK) {
-    return absl::UnavailableError(absl::StrCat("COPY: ", TrimmedError(conn)));
+  return result;
+}
+
+absl::Status Script::Send(PGconn* conn, const char* sql) {
+  conn_ = nullptr;
+  if (PQsendQuery(conn, sql) != 1) {
+    return absl::UnavailableError(absl::StrCat("PostgreSQL: ", TrimmedError(conn)));
   }
+  conn_ = conn;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ResultPtr> Script::Next() {
+  if (conn_ == nullptr) return absl::FailedPreconditionError("no query in progress");
+  ResultPtr r(PQgetResult(conn_));
+  if (r == nullptr) {
+    conn_ = nullptr;
+    return absl::FailedPreconditionError("the query has no more results");
+  }
+  if (absl::Status s = ResultStatus(conn_, r.get()); !s.ok()) return s;
+  return r;
+}
+
+absl::Status Script::Finish() {
+  absl::Status result;
+  if (conn_ == nullptr) return result;
+  while (PGresult* r = PQgetResult(conn_)) {
+    ResultPtr owned(r);
+    if (PQresultStatus(r) == PGRES_COPY_IN) {
+      // A COPY the caller did not take: refuse it, which fails the rest of the query.
+      (void)PQputCopyEnd(conn_, "not sent");
+      if (result.ok()) result = absl::InternalError("a COPY of the query was not served");
+      continue;
+    }
+    if (absl::Status s = ResultStatus(conn_, r); !s.ok() && result.ok()) result = s;
+  }
+  if (result.ok() && PQstatus(conn_) != CONNECTION_OK) {
+    result = absl::UnavailableError(absl::StrCat("PostgreSQL: ", TrimmedError(conn_)));
+  }
+  conn_ = nullptr;
   return result;
 }
 

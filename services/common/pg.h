@@ -103,12 +103,42 @@ absl::Status CopyIn(PGconn* conn, const char* copy_sql, absl::string_view data);
 class CopyStream {
  public:
   absl::Status Start(PGconn* conn, const char* copy_sql);
+  // Takes over a COPY ... FROM STDIN that a Script reached (Script::Next returned COPY_IN).
+  void Attach(PGconn* conn);
   void Put(absl::string_view data);
+  // Ends the COPY and reads its result, and nothing after it (a Script goes on).
+  absl::Status End();
+  // End, then drains every remaining result of the query.
   absl::Status Finish();
 
  private:
   PGconn* conn_ = nullptr;
   absl::Status error_;
+};
+
+// A multi-statement simple query whose results are taken one statement at a time, so that a
+// whole transaction, COPYs included, costs one round trip plus the server's own work:
+//   Script script;
+//   if (absl::Status s = script.Send(conn, "BEGIN; SELECT ...; COPY t FROM STDIN; COMMIT");
+//       !s.ok()) ...
+//   StatusOr<ResultPtr> begun = script.Next();  // BEGIN
+//   StatusOr<ResultPtr> rows = script.Next();   // the SELECT's rows
+//   StatusOr<ResultPtr> copy = script.Next();   // PGRES_COPY_IN: CopyStream::Attach, Put, End
+//   absl::Status s = script.Finish();           // the remaining results (COMMIT), first error
+// After an error the server skips the rest of the query (and an explicit transaction is left
+// aborted: the caller rolls back). Next returns the failed statement's error; Finish drains.
+// Not thread-safe; the connection runs nothing else until Finish.
+class Script {
+ public:
+  absl::Status Send(PGconn* conn, const char* sql);
+  // The next statement's result: OK with the result (tuples, command or COPY_IN), its error,
+  // or FAILED_PRECONDITION if the query has no more results.
+  absl::StatusOr<ResultPtr> Next();
+  // Reads every remaining result; returns the first error among them.
+  absl::Status Finish();
+
+ private:
+  PGconn* conn_ = nullptr;
 };
 
 // `url` with any password removed, for logs.

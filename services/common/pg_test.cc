@@ -179,5 +179,79 @@ TEST_F(PgTest, CopyErrorsAreReportedWithSqlState) {
   EXPECT_TRUE(Exec(c.get(), "SELECT 1").ok());
 }
 
+// One query for a whole transaction: each statement's result in turn, COPYs served in the
+// middle, nothing sent twice.
+TEST_F(PgTest, AScriptRunsATransactionWithCopiesInOneQuery) {
+  ConnPtr c = Connect();
+  ASSERT_TRUE(Exec(c.get(), "CREATE TABLE s (v int)").ok());
+  Script script;
+  ASSERT_TRUE(script
+                  .Send(c.get(),
+                        "BEGIN; SELECT 41 + 1; COPY s FROM STDIN (FORMAT binary);"
+                        " COPY s FROM STDIN (FORMAT binary); COMMIT")
+                  .ok());
+  absl::StatusOr<ResultPtr> begun = script.Next();
+  ASSERT_TRUE(begun.ok()) << begun.status();
+  EXPECT_EQ(PQresultStatus(begun->get()), PGRES_COMMAND_OK);
+  absl::StatusOr<ResultPtr> row = script.Next();
+  ASSERT_TRUE(row.ok()) << row.status();
+  EXPECT_EQ(Value(row->get(), 0, 0), "42");
+  for (int32_t v : {1, 2}) {
+    absl::StatusOr<ResultPtr> copy = script.Next();
+    ASSERT_TRUE(copy.ok()) << copy.status();
+    ASSERT_EQ(PQresultStatus(copy->get()), PGRES_COPY_IN);
+    CopyStream stream;
+    stream.Attach(c.get());
+    BinaryCopyWriter w;
+    w.StartRow(1);
+    w.Int32(v);
+    stream.Put(w.Finish());
+    ASSERT_TRUE(stream.End().ok());
+  }
+  absl::StatusOr<ResultPtr> committed = script.Next();
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_EQ(script.Next().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(script.Finish().ok());
+  absl::StatusOr<ResultPtr> sum = Exec(c.get(), "SELECT sum(v) FROM s");
+  ASSERT_TRUE(sum.ok());
+  EXPECT_EQ(Value(sum->get(), 0, 0), "3");
+}
+
+// After an error the rest of the query is skipped and the transaction waits for a rollback;
+// a COPY the caller does not serve is refused, so nothing after it runs either.
+TEST_F(PgTest, AScriptStopsAtTheFirstErrorAndAtAnUnservedCopy) {
+  ConnPtr c = Connect();
+  ASSERT_TRUE(Exec(c.get(), "CREATE TABLE t (v int)").ok());
+  {
+    Script script;
+    ASSERT_TRUE(
+        script
+            .Send(c.get(), "BEGIN; INSERT INTO t VALUES (1); SELECT 1/0; INSERT INTO t VALUES (2)")
+            .ok());
+    EXPECT_TRUE(script.Next().ok());
+    EXPECT_TRUE(script.Next().ok());
+    absl::StatusOr<ResultPtr> failed = script.Next();
+    EXPECT_EQ(SqlStateOf(failed.status()), "22012");
+    EXPECT_TRUE(script.Finish().ok());  // nothing ran after the error
+    EXPECT_EQ(PQtransactionStatus(c.get()), PQTRANS_INERROR);
+    ASSERT_TRUE(Exec(c.get(), "ROLLBACK").ok());
+  }
+  {
+    Script script;
+    ASSERT_TRUE(script
+                    .Send(c.get(),
+                          "BEGIN; INSERT INTO t VALUES (3); COPY t FROM STDIN; "
+                          "INSERT INTO t VALUES (4); COMMIT")
+                    .ok());
+    EXPECT_TRUE(script.Next().ok());
+    EXPECT_TRUE(script.Next().ok());
+    EXPECT_EQ(script.Finish().code(), absl::StatusCode::kInternal);  // the COPY not served
+    ASSERT_TRUE(Exec(c.get(), "ROLLBACK").ok());
+  }
+  absl::StatusOr<ResultPtr> n = Exec(c.get(), "SELECT count(*) FROM t");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(Value(n->get(), 0, 0), "0");
+}
+
 }  // namespace
 }  // namespace audit::pg

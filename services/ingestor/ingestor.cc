@@ -41,7 +41,8 @@ struct Ingestor::Prepared {
 };
 
 std::unique_ptr<Ingestor::Prepared> Ingestor::Prepare(RecordBatch batch,
-                                                      std::unique_ptr<Prepared> reuse) const {
+                                                      std::unique_ptr<Prepared> reuse,
+                                                      size_t max_threads) const {
   std::unique_ptr<Prepared> p = reuse != nullptr ? std::move(reuse) : std::make_unique<Prepared>();
   p->records = std::move(batch);
   p->append.events.clear();
@@ -50,8 +51,8 @@ std::unique_ptr<Ingestor::Prepared> Ingestor::Prepare(RecordBatch batch,
   p->decoded.resize(n);
   p->append.events.reserve(n);
   // Decoding is pure: large batches are split across threads.
-  const size_t threads =
-      n < 512 ? 1 : std::max<size_t>(1, std::min<size_t>(options_.decode_threads, n / 256));
+  if (max_threads == 0) max_threads = options_.decode_threads;
+  const size_t threads = n < 512 ? 1 : std::max<size_t>(1, std::min<size_t>(max_threads, n / 256));
   const auto decode_range = [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
       DecodeInto(p->records.records[i], options_.decoder, &p->decoded[i]);
@@ -91,6 +92,10 @@ absl::Status Ingestor::Run(const absl::Notification& stop) {
   std::unique_ptr<Prepared> ahead;
   // The last stored batch, released: the next Prepare decodes into its events.
   std::unique_ptr<Prepared> spare;
+  // Whether the loop last had to wait for decoding: only then is the next batch decoded on
+  // several threads. Otherwise one is enough to finish before the store does, and leaves a
+  // core to PostgreSQL, which is the bottleneck.
+  bool decode_was_waited_for = true;
   while (!stop.HasBeenNotified()) {
     std::unique_ptr<Prepared> current = std::move(ahead);
     if (current == nullptr) {
@@ -126,15 +131,18 @@ absl::Status Ingestor::Run(const absl::Notification& stop) {
     }
     std::thread decoder;
     if (!next.empty()) {
-      decoder = std::thread([this, &next, &ahead, reuse = std::move(spare)]() mutable {
-        ahead = Prepare(std::move(next), std::move(reuse));
+      const size_t threads = decode_was_waited_for ? options_.decode_threads : 1;
+      decoder = std::thread([this, &next, &ahead, threads, reuse = std::move(spare)]() mutable {
+        ahead = Prepare(std::move(next), std::move(reuse), threads);
       });
     }
     absl::Status stored = StoreAndCommit(*current, stop);
     if (decoder.joinable()) {
       const absl::Time wait_start = absl::Now();
       decoder.join();
-      stats_.decode_wait_nanos += absl::ToInt64Nanoseconds(absl::Now() - wait_start);
+      const absl::Duration waited = absl::Now() - wait_start;
+      stats_.decode_wait_nanos += absl::ToInt64Nanoseconds(waited);
+      decode_was_waited_for = waited > absl::Microseconds(200);
     }
     MaybeLogStats();
     if (stored.ok()) {

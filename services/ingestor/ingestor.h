@@ -93,8 +93,9 @@ class Ingestor {
  private:
   struct Prepared;
   // Decodes `batch`, into `reuse` if given (a released Prepared: its events keep their buffers).
-  std::unique_ptr<Prepared> Prepare(RecordBatch batch,
-                                    std::unique_ptr<Prepared> reuse = nullptr) const;
+  // Decodes on up to `threads` threads (options_.decode_threads if 0).
+  std::unique_ptr<Prepared> Prepare(RecordBatch batch, std::unique_ptr<Prepared> reuse = nullptr,
+                                    size_t threads = 0) const;
   // Frees what a stored batch holds of Kafka's (its messages) and keeps its decoded events
   // for the next Prepare.
   static void Release(Prepared& p);

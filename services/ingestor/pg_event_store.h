@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "audit/merkle.h"
@@ -74,13 +75,29 @@ class PgEventStore : public EventSink {
   absl::Duration hashing_time() const { return phase_time(Phase::kHashing); }
   // Optimistic appends that met an already stored event and were redone with the lookup.
   int64_t optimistic_misses() const { return optimistic_misses_.load(); }
+  // Appends made as one query (AppendScripted).
+  int64_t scripted_appends() const { return scripted_appends_.load(); }
 
  private:
   // Batches appended with the (source, id) lookup after an optimistic attempt hit a duplicate.
   static constexpr int kLookupRun = 16;
 
+  class PhaseClock;
+
   absl::StatusOr<AppendResult> AppendOnce(const AppendBatch& batch, bool lookup);
   absl::StatusOr<AppendResult> AppendInTransaction(const AppendBatch& batch, bool lookup);
+  // The optimistic append as one query (pg::Script): lock, events, subtrees, commit. nullopt
+  // (nothing written) when the batch needs AppendOnce: a conflict within the batch, or a head
+  // moved by another writer since our last commit (the frontier must be rebuilt).
+  absl::StatusOr<std::optional<AppendResult>> AppendScripted(const AppendBatch& batch);
+  // Hashes, encodes and streams `fresh` (positions head+1..) into `copy`.
+  void StreamEvents(const std::vector<const EventEntry*>& fresh, int64_t head, int64_t now_micros,
+                    Sha256Digest* chain, merkle::Frontier* frontier,
+                    std::vector<merkle::Frontier::Node>* completed, pg::CopyStream* copy,
+                    PhaseClock* clock);
+  // After a failed transaction: rolls back (or drops the connection) and forgets the frontier;
+  // returns `why` classified for the caller (23505 left as is, for Append).
+  absl::Status AbandonTransaction(absl::Status why);
   absl::Status EnsureConnected();
 
   Options options_;
@@ -89,6 +106,7 @@ class PgEventStore : public EventSink {
   std::array<std::atomic<int64_t>, static_cast<int>(Phase::kCount)> phase_nanos_{};
   int lookups_ahead_ = 0;
   std::atomic<int64_t> optimistic_misses_{0};
+  std::atomic<int64_t> scripted_appends_{0};
 };
 
 // The binary COPY of audit.events the store runs, and one row of it: exposed for the

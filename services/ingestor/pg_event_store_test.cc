@@ -229,6 +229,54 @@ TEST_F(PgEventStoreTest, SameIdDifferentContentIsDeadLetteredAsConflictOnce) {
   EXPECT_EQ(dl[0], "conflict|1|/services/orders|a|2|t");
 }
 
+// After its first commit a store appends in one query, except what needs more than the
+// unique index: a conflict within the batch, dead letters, a head another writer moved.
+TEST_F(PgEventStoreTest, OptimisticAppendsAreOneQueryUnlessTheBatchNeedsMore) {
+  auto store = Store();
+  auto other = Store();
+  const auto append = [](PgEventStore& s, BatchBuilder& b) {
+    absl::StatusOr<AppendResult> r = s.Append(b.batch());
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : AppendResult{};
+  };
+  BatchBuilder first, second, conflicting, by_other, after_other, with_dead_letter;
+  first.AddEvent(MakeValidEvent("e1"), 1);
+  append(*store, first);
+  EXPECT_EQ(store->scripted_appends(), 0);  // no frontier yet: it is built by the first append
+  second.AddEvent(MakeValidEvent("e2"), 2);
+  second.AddEvent(MakeValidEvent("e2"), 3);  // an identical repetition within the batch
+  AppendResult r = append(*store, second);
+  EXPECT_EQ(store->scripted_appends(), 1);
+  EXPECT_EQ(r.appended, 1);
+  EXPECT_EQ(r.duplicates, 1);
+  EXPECT_EQ(r.first_position, 2);
+  v1::Event changed = MakeValidEvent("e3");
+  changed.set_text_data(R"({"total": 1})");
+  conflicting.AddEvent(MakeValidEvent("e3"), 4);
+  conflicting.AddEvent(changed, 5);
+  r = append(*store, conflicting);
+  EXPECT_EQ(store->scripted_appends(), 1);
+  EXPECT_EQ(r.appended, 1);
+  EXPECT_EQ(r.conflicts, 1);
+  by_other.AddEvent(MakeValidEvent("e4"), 6);
+  append(*other, by_other);
+  after_other.AddEvent(MakeValidEvent("e5"), 7);
+  r = append(*store, after_other);  // declined (the head moved), then appended as before
+  EXPECT_EQ(store->scripted_appends(), 1);
+  EXPECT_EQ(r.first_position, 5);
+  with_dead_letter.AddEvent(MakeValidEvent("e6"), 8);
+  with_dead_letter.AddDeadLetter(9, "garbage");
+  append(*store, with_dead_letter);
+  EXPECT_EQ(store->scripted_appends(), 1);
+  BatchBuilder last;
+  last.AddEvent(MakeValidEvent("e7"), 10);
+  r = append(*store, last);
+  EXPECT_EQ(store->scripted_appends(), 2);
+  EXPECT_EQ(r.first_position, 7);
+  EXPECT_EQ(Query("SELECT count(*) FROM audit.events")[0], "7");
+  ExpectHashesAndNodesMatchRecomputation();
+}
+
 TEST_F(PgEventStoreTest, DeadLettersKeepRawBytesAndAreWrittenOnce) {
   auto store = Store();
   BatchBuilder b;
