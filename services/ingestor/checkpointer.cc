@@ -20,9 +20,9 @@ constexpr char kBegin[] = "BEGIN; SELECT pg_advisory_xact_lock(70226295980376318
 constexpr char kHead[] =
     "SELECT position, chain_hash FROM audit.events ORDER BY position DESC LIMIT 1";
 
+// Read in binary: hashes as their 32 bytes, no per-row numeric arithmetic for the time.
 constexpr char kLeaves[] = R"sql(
-SELECT position, leaf_hash, chain_hash,
-       (extract(epoch FROM recorded_at) * 1000000)::bigint
+SELECT position, leaf_hash, chain_hash, recorded_at
 FROM audit.events WHERE position > $1 AND position <= $2 ORDER BY position)sql";
 
 // One row per requested node, in the order requested (a join alone does not keep it).
@@ -152,22 +152,26 @@ absl::StatusOr<Checkpointer::Round> Checkpointer::RoundInTransaction(PGconn* con
   for (int64_t from = signed_size; from < size;) {
     const int64_t to = std::min(size, from + options_.read_chunk);
     const std::optional<std::string> params[] = {absl::StrCat(from), absl::StrCat(to)};
-    absl::StatusOr<pg::ResultPtr> r = pg::ExecParams(conn, kLeaves, params);
+    absl::StatusOr<pg::ResultPtr> r =
+        pg::ExecParams(conn, kLeaves, params, pg::ResultFormat::kBinary);
     if (!r.ok()) return r.status();
     std::vector<merkle::Frontier::Node> completed;
     for (int i = 0; i < PQntuples(r->get()); ++i) {
-      const int64_t position = pg::Int64Value(r->get(), i, 0);
+      const std::optional<int64_t> position = pg::BinaryInt64(r->get(), i, 0);
       Sha256Digest leaf, stored_chain;
-      if (position != from + i + 1) {
+      if (!position.has_value() || *position != from + i + 1) {
         return Loss(absl::StrCat("position ", from + i + 1, " is missing"));
       }
-      if (!Decode(pg::Value(r->get(), i, 1), &leaf) ||
-          !Decode(pg::Value(r->get(), i, 2), &stored_chain) ||
+      if (!DigestFromBytes(pg::Value(r->get(), i, 1), &leaf) ||
+          !DigestFromBytes(pg::Value(r->get(), i, 2), &stored_chain) ||
           (chain = ChainHash(chain, leaf)) != stored_chain) {
-        return Loss(absl::StrCat("the chain is broken at position ", position));
+        return Loss(absl::StrCat("the chain is broken at position ", *position));
       }
       if (!first_unsigned_recorded.has_value()) {
-        first_unsigned_recorded = pg::Int64Value(r->get(), i, 3);
+        first_unsigned_recorded = pg::BinaryTimestampUnixMicros(r->get(), i, 3);
+        if (!first_unsigned_recorded.has_value()) {
+          return Loss(absl::StrCat("position ", *position, " has no recorded time"));
+        }
       }
       frontier->Append(leaf, kStoredMerkleLevel, &completed);
     }
