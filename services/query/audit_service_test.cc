@@ -509,6 +509,40 @@ TEST_F(AuditServiceTest, ReplayStreamsEverythingInOrderInFramesThenEnds) {
   EXPECT_EQ(frames.back().last_position(), kEvents);
 }
 
+// Whatever the frame size and wherever the replay starts, every position comes exactly once,
+// in order, in full frames (only the last one shorter).
+TEST_F(AuditServiceTest, LargeFramesComeWholeInOrderWithoutGapsOrRepeats) {
+  std::vector<v1::Event> more;
+  for (int i = 0; i < 1000; ++i) more.push_back(Sample(5000 + i));
+  ASSERT_TRUE(SeedEvents(server_->Url(db_, "ingestor"), more, 5000).ok());
+  const int64_t total = kEvents + 1000;
+  for (int frame_size : {128, 301, 500, 127, 5000}) {
+    for (int64_t after : {int64_t{0}, total - 70, total - 128, total}) {
+      v1::ReplayEventsRequest r;
+      r.set_max_events_per_frame(frame_size);
+      r.set_after_position(after);
+      std::vector<v1::ReplayEventsResponse> frames;
+      ASSERT_TRUE(Replay(r, &frames).ok()) << frame_size << " after " << after;
+      std::vector<int64_t> positions;
+      for (size_t f = 0; f < frames.size(); ++f) {
+        const int n = frames[f].events_size();
+        EXPECT_LE(n, frame_size);
+        if (f + 1 < frames.size()) EXPECT_EQ(n, frame_size) << "frame " << f << " not full";
+        for (const auto& e : frames[f].events()) positions.push_back(e.position());
+        if (n > 0) EXPECT_EQ(frames[f].last_position(), frames[f].events(n - 1).position());
+      }
+      ASSERT_EQ(positions.size(), static_cast<size_t>(total - after))
+          << frame_size << " after " << after;
+      for (size_t i = 0; i < positions.size(); ++i) {
+        ASSERT_EQ(positions[i], after + 1 + static_cast<int64_t>(i)) << frame_size;
+      }
+      ASSERT_FALSE(frames.empty());
+      EXPECT_TRUE(frames.back().caught_up());
+      EXPECT_EQ(frames.back().last_position(), total);
+    }
+  }
+}
+
 TEST_F(AuditServiceTest, ReplayResumesAfterAPositionOrFromATime) {
   v1::ReplayEventsRequest r;
   r.set_after_position(9);
