@@ -122,74 +122,49 @@ class Parser {
   }
 
   absl::Status CanonicalArray(int depth, std::string* out) {
-    if (depth > options_.max_depth) return Error(pos_, "nesting too deep");
-    ++pos_;  // '['
-    SkipWhitespace();
-    out->push_back('[');
-    if (!AtEnd() && Peek() == ']') {
-      ++pos_;
-      out->push_back(']');
+    absl::StatusOr<bool> empty = OpenContainer(depth, ']');
+    if (!empty.ok()) return empty.status();
+    if (*empty) {
+      out->append("[]");
       return absl::OkStatus();
     }
+    out->push_back('[');
     while (true) {
       SkipWhitespace();
       if (absl::Status s = CanonicalValue(depth, out); !s.ok()) return s;
-      SkipWhitespace();
-      if (AtEnd()) return Error(pos_, "unexpected end of input in array");
-      if (Peek() == ',') {
-        ++pos_;
-        out->append(", ");
-        continue;
-      }
-      if (Peek() == ']') {
-        ++pos_;
-        out->push_back(']');
-        return absl::OkStatus();
-      }
-      return Error(pos_, "expected ',' or ']' in array");
+      absl::StatusOr<bool> more = NextElement(']', "array");
+      if (!more.ok()) return more.status();
+      if (!*more) break;
+      out->append(", ");
     }
+    out->push_back(']');
+    return absl::OkStatus();
   }
 
   // Members are staged at the end of `out` (decoded key, canonical value) as they are parsed,
   // then replaced by the object's canonical text: keys in jsonb order, the last duplicate
   // winning. Only one object is being replaced at a time, so one staging buffer serves all.
   absl::Status CanonicalObject(int depth, std::string* out) {
-    if (depth > options_.max_depth) return Error(pos_, "nesting too deep");
-    ++pos_;  // '{'
-    SkipWhitespace();
-    if (!AtEnd() && Peek() == '}') {
-      ++pos_;
+    absl::StatusOr<bool> empty = OpenContainer(depth, '}');
+    if (!empty.ok()) return empty.status();
+    if (*empty) {
       out->append("{}");
       return absl::OkStatus();
     }
     const size_t region = out->size();
     const size_t first = members_.size();
     while (true) {
-      SkipWhitespace();
-      if (AtEnd() || Peek() != '"') return Error(pos_, "expected an object key string");
       StagedMember m;
       m.key_begin = out->size();
-      if (absl::Status s = ParseString(out); !s.ok()) return s;
+      if (absl::Status s = ParseKey(out); !s.ok()) return s;
       m.key_end = out->size();
-      SkipWhitespace();
-      if (AtEnd() || Peek() != ':') return Error(pos_, "expected ':' after object key");
-      ++pos_;
-      SkipWhitespace();
       m.value_begin = out->size();
       if (absl::Status s = CanonicalValue(depth, out); !s.ok()) return s;
       m.value_end = out->size();
       members_.push_back(m);
-      SkipWhitespace();
-      if (AtEnd()) return Error(pos_, "unexpected end of input in object");
-      if (Peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (Peek() == '}') {
-        ++pos_;
-        break;
-      }
-      return Error(pos_, "expected ',' or '}' in object");
+      absl::StatusOr<bool> more = NextElement('}', "object");
+      if (!more.ok()) return more.status();
+      if (!*more) break;
     }
     const absl::string_view staged_text(*out);
     const auto key = [&](const StagedMember& m) {
@@ -270,64 +245,75 @@ class Parser {
     return absl::OkStatus();
   }
 
-  absl::Status ParseObject(int depth, JsonValue* out) {
+  // At a container's opening character: checks the depth and steps in. True if the container
+  // is empty (its closing character is then consumed too).
+  absl::StatusOr<bool> OpenContainer(int depth, char close) {
     if (depth > options_.max_depth) return Error(pos_, "nesting too deep");
-    out->type = JsonValue::Type::kObject;
-    ++pos_;  // '{'
+    ++pos_;  // '{' or '['
     SkipWhitespace();
-    if (!AtEnd() && Peek() == '}') {
+    if (!AtEnd() && Peek() == close) {
       ++pos_;
-      return absl::OkStatus();
+      return true;
     }
-    while (true) {
-      SkipWhitespace();
-      if (AtEnd() || Peek() != '"') return Error(pos_, "expected an object key string");
-      std::string key;
-      if (absl::Status s = ParseString(&key); !s.ok()) return s;
-      SkipWhitespace();
-      if (AtEnd() || Peek() != ':') return Error(pos_, "expected ':' after object key");
+    return false;
+  }
+
+  // After a member or an element: true at ',' (another follows), false at `close` (the end).
+  absl::StatusOr<bool> NextElement(char close, absl::string_view container) {
+    SkipWhitespace();
+    if (AtEnd()) return Error(pos_, absl::StrCat("unexpected end of input in ", container));
+    if (Peek() == ',') {
       ++pos_;
-      SkipWhitespace();
+      return true;
+    }
+    if (Peek() == close) {
+      ++pos_;
+      return false;
+    }
+    return Error(
+        pos_, absl::StrCat("expected ',' or '", absl::string_view(&close, 1), "' in ", container));
+  }
+
+  // An object member's key (decoded, appended to `key`) and the ':' after it.
+  absl::Status ParseKey(std::string* key) {
+    SkipWhitespace();
+    if (AtEnd() || Peek() != '"') return Error(pos_, "expected an object key string");
+    if (absl::Status s = ParseString(key); !s.ok()) return s;
+    SkipWhitespace();
+    if (AtEnd() || Peek() != ':') return Error(pos_, "expected ':' after object key");
+    ++pos_;
+    SkipWhitespace();
+    return absl::OkStatus();
+  }
+
+  absl::Status ParseObject(int depth, JsonValue* out) {
+    absl::StatusOr<bool> empty = OpenContainer(depth, '}');
+    if (!empty.ok()) return empty.status();
+    out->type = JsonValue::Type::kObject;
+    if (*empty) return absl::OkStatus();
+    while (true) {
+      std::string key;
+      if (absl::Status s = ParseKey(&key); !s.ok()) return s;
       out->members.emplace_back(std::move(key), JsonValue());
       if (absl::Status s = ParseValue(depth, &out->members.back().second); !s.ok()) return s;
-      SkipWhitespace();
-      if (AtEnd()) return Error(pos_, "unexpected end of input in object");
-      if (Peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (Peek() == '}') {
-        ++pos_;
-        return absl::OkStatus();
-      }
-      return Error(pos_, "expected ',' or '}' in object");
+      absl::StatusOr<bool> more = NextElement('}', "object");
+      if (!more.ok()) return more.status();
+      if (!*more) return absl::OkStatus();
     }
   }
 
   absl::Status ParseArray(int depth, JsonValue* out) {
-    if (depth > options_.max_depth) return Error(pos_, "nesting too deep");
+    absl::StatusOr<bool> empty = OpenContainer(depth, ']');
+    if (!empty.ok()) return empty.status();
     out->type = JsonValue::Type::kArray;
-    ++pos_;  // '['
-    SkipWhitespace();
-    if (!AtEnd() && Peek() == ']') {
-      ++pos_;
-      return absl::OkStatus();
-    }
+    if (*empty) return absl::OkStatus();
     while (true) {
       SkipWhitespace();
       out->elements.emplace_back();
       if (absl::Status s = ParseValue(depth, &out->elements.back()); !s.ok()) return s;
-      SkipWhitespace();
-      if (AtEnd()) return Error(pos_, "unexpected end of input in array");
-      if (Peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (Peek() == ']') {
-        ++pos_;
-        return absl::OkStatus();
-      }
-      return Error(pos_, "expected ',' or ']' in array");
+      absl::StatusOr<bool> more = NextElement(']', "array");
+      if (!more.ok()) return more.status();
+      if (!*more) return absl::OkStatus();
     }
   }
 
