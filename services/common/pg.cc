@@ -271,15 +271,32 @@ absl::Status CopyStream::End() {
   return result;
 }
 
+namespace {
+
+// Reads every remaining result of the query in progress; returns the first error among them.
+// A COPY FROM STDIN nobody serves is refused, which fails the rest of the query.
+absl::Status DrainResults(PGconn* conn) {
+  absl::Status result;
+  while (PGresult* r = PQgetResult(conn)) {
+    ResultPtr owned(r);
+    if (PQresultStatus(r) == PGRES_COPY_IN) {
+      (void)PQputCopyEnd(conn, "not sent");
+      if (result.ok()) result = absl::InternalError("a COPY of the query was not served");
+      continue;
+    }
+    if (absl::Status s = ResultStatus(conn, r); !s.ok() && result.ok()) result = s;
+  }
+  return result;
+}
+
+}  // namespace
+
 absl::Status CopyStream::Finish() {
   PGconn* conn = conn_;
   absl::Status result = End();
   if (conn == nullptr) return result;
-  while (PGresult* r = PQgetResult(conn)) {
-    ResultPtr owned(r);
-    if (absl::Status s = ResultStatus(conn, r); !s.ok() && result.ok()) result = s;
-  }
-  return result;
+  absl::Status drained = DrainResults(conn);
+  return result.ok() ? drained : result;
 }
 
 absl::Status Script::Send(PGconn* conn, const char* sql) {
@@ -303,18 +320,8 @@ absl::StatusOr<ResultPtr> Script::Next() {
 }
 
 absl::Status Script::Finish() {
-  absl::Status result;
-  if (conn_ == nullptr) return result;
-  while (PGresult* r = PQgetResult(conn_)) {
-    ResultPtr owned(r);
-    if (PQresultStatus(r) == PGRES_COPY_IN) {
-      // A COPY the caller did not take: refuse it, which fails the rest of the query.
-      (void)PQputCopyEnd(conn_, "not sent");
-      if (result.ok()) result = absl::InternalError("a COPY of the query was not served");
-      continue;
-    }
-    if (absl::Status s = ResultStatus(conn_, r); !s.ok() && result.ok()) result = s;
-  }
+  if (conn_ == nullptr) return absl::OkStatus();
+  absl::Status result = DrainResults(conn_);
   if (result.ok() && PQstatus(conn_) != CONNECTION_OK) {
     result = absl::UnavailableError(absl::StrCat("PostgreSQL: ", TrimmedError(conn_)));
   }
