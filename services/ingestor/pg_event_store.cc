@@ -246,6 +246,45 @@ std::string MerkleNodeRows(const std::vector<merkle::Frontier::Node>& completed)
   return nodes.Finish();
 }
 
+// The batch in order, against `known` (stored events a lookup found, if any; it grows with the
+// batch's own): the new events (positions head+1.. in that order), identical repetitions, and
+// conflicts (same (source, id), other content), with the position each conflicts with.
+struct Classified {
+  std::vector<const EventEntry*> fresh;
+  std::vector<DeadLetterEntry> conflicts;
+  std::vector<int64_t> conflicting_positions;
+  int64_t duplicates = 0;
+};
+
+Classified Classify(const AppendBatch& batch, int64_t head,
+                    absl::flat_hash_map<EventKey, Known>* known) {
+  Classified c;
+  c.fresh.reserve(batch.events.size());
+  int64_t next = head + 1;
+  for (const EventEntry& entry : batch.events) {
+    const EventKey key{entry.event->source(), entry.event->id()};
+    auto [it, inserted] = known->try_emplace(key, Known{entry.content_hash, next});
+    if (inserted) {
+      c.fresh.push_back(&entry);
+      ++next;
+      continue;
+    }
+    if (it->second.hash == entry.content_hash) {
+      ++c.duplicates;
+      continue;
+    }
+    c.conflicts.push_back(DeadLetterEntry{
+        entry.record, ErrorClass::kConflict,
+        absl::StrCat("(source, id) = (", QuoteForMessage(entry.event->source()), ", ",
+                     QuoteForMessage(entry.event->id()), ") is already stored at position ",
+                     it->second.position, " with content hash ", HexDigest(it->second.hash),
+                     "; this message's content hash is ", HexDigest(entry.content_hash)),
+        entry.event->source(), entry.event->id()});
+    c.conflicting_positions.push_back(it->second.position);
+  }
+  return c;
+}
+
 }  // namespace
 
 // Adds each phase's time to the store's counters: Mark(p) charges the time since the last
@@ -376,24 +415,16 @@ absl::Status PgEventStore::AbandonTransaction(absl::Status why) {
 absl::StatusOr<std::optional<AppendResult>> PgEventStore::AppendScripted(const AppendBatch& batch) {
   PhaseClock clock(this);
   AppendResult result;
-  // The batch's own repetitions; the unique index finds events stored before.
-  std::vector<const EventEntry*> fresh;
-  fresh.reserve(batch.events.size());
-  {
-    absl::flat_hash_map<EventKey, const Sha256Digest*> seen;
-    seen.reserve(batch.events.size());
-    for (const EventEntry& entry : batch.events) {
-      auto [it, inserted] =
-          seen.try_emplace(EventKey{entry.event->source(), entry.event->id()}, &entry.content_hash);
-      if (inserted) {
-        fresh.push_back(&entry);
-      } else if (*it->second == entry.content_hash) {
-        ++result.duplicates;
-      } else {
-        return std::nullopt;  // a conflict within the batch: dead-lettered by AppendOnce
-      }
-    }
+  // The batch's own repetitions; the unique index finds events stored before. The head is not
+  // known yet, but positions only matter for conflicts, which this path declines.
+  absl::flat_hash_map<EventKey, Known> known;
+  known.reserve(batch.events.size());
+  const Classified classified = Classify(batch, /*head=*/0, &known);
+  if (!classified.conflicts.empty()) {
+    return std::nullopt;  // a conflict within the batch: dead-lettered by AppendOnce
   }
+  const std::vector<const EventEntry*>& fresh = classified.fresh;
+  result.duplicates = classified.duplicates;
   clock.Mark(Phase::kLookup);
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
   PGconn* conn = conn_.get();
@@ -513,40 +544,16 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   }
 
   // Classify in batch order; new events get consecutive positions.
-  std::vector<const EventEntry*> fresh;
-  fresh.reserve(batch.events.size());
-  std::vector<DeadLetterEntry> conflicts;
-  std::vector<int64_t> conflicting_positions;
-  int64_t next = head + 1;
-  for (const EventEntry& entry : batch.events) {
-    const EventKey key{entry.event->source(), entry.event->id()};
-    auto it = known.find(key);
-    if (it == known.end()) {
-      fresh.push_back(&entry);
-      known[key] = Known{entry.content_hash, next};
-      ++next;
-      continue;
-    }
-    if (it->second.hash == entry.content_hash) {
-      ++result.duplicates;
-      continue;
-    }
-    ++result.conflicts;
-    conflicts.push_back(DeadLetterEntry{
-        entry.record, ErrorClass::kConflict,
-        absl::StrCat("(source, id) = (", QuoteForMessage(entry.event->source()), ", ",
-                     QuoteForMessage(entry.event->id()), ") is already stored at position ",
-                     it->second.position, " with content hash ", HexDigest(it->second.hash),
-                     "; this message's content hash is ", HexDigest(entry.content_hash)),
-        entry.event->source(), entry.event->id()});
-    conflicting_positions.push_back(it->second.position);
-  }
+  const Classified classified = Classify(batch, head, &known);
+  const std::vector<const EventEntry*>& fresh = classified.fresh;
+  result.duplicates += classified.duplicates;
+  result.conflicts += static_cast<int64_t>(classified.conflicts.size());
   std::vector<std::pair<const DeadLetterEntry*, std::optional<int64_t>>> dead;
-  for (size_t i = 0; i < conflicts.size(); ++i) {
-    dead.emplace_back(&conflicts[i], conflicting_positions[i]);
+  for (size_t i = 0; i < classified.conflicts.size(); ++i) {
+    dead.emplace_back(&classified.conflicts[i], classified.conflicting_positions[i]);
   }
   for (const DeadLetterEntry& dl : batch.dead_letters) dead.emplace_back(&dl, std::nullopt);
-  result.appended = next - head - 1;
+  result.appended = static_cast<int64_t>(fresh.size());
 
   mark(Phase::kLookup);
   if (!dead.empty()) {
