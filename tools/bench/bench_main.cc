@@ -346,8 +346,7 @@ absl::StatusOr<double> StoreAlone(testing::PostgresServer& pg, const std::string
   }
   const double rate =
       static_cast<double>(e.entries.size()) / absl::ToDoubleSeconds(absl::Now() - start);
-  Say(absl::StrCat("store alone: ", static_cast<int64_t>(rate),
-                   " ev/s; us/event: ", StorePhases(store, e.entries.size())));
+  Say(absl::StrCat("store alone, us/event: ", StorePhases(store, e.entries.size())));
   return rate;
 }
 
