@@ -43,20 +43,23 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
   void OnWriteDone(bool ok) override {
     bool finish_now = false, write = false, fetch = false, wait = false;
     grpc::Status status;
+    const v1::ReplayEventsResponse* to_write = nullptr;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
+      if (ok) delivered_ = frame_->last_position();
       if (pending_finish_.has_value()) {
         finish_now = true;
-        status = *pending_finish_;
+        // A shutdown that waited for this write names the position after it.
+        status = stopping_ ? ShutdownStatus(delivered_) : *pending_finish_;
       } else if (!ok) {
         finish_now = true;
         status = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
       } else {
-        delivered_ = frame_->last_position();
         if (ready_ != nullptr) {
           spare_ = std::move(frame_);  // its allocations are reused by the next read
           frame_ = std::move(ready_);
+          to_write = frame_.get();
           writing_ = true;
           write = true;
           fetch = ShouldReadAheadLocked();
@@ -76,8 +79,9 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
     if (finish_now) {
       FinishOnce(status);
     } else if (write) {
-      StartWrite(frame_.get());
+      // The next read first: the database works on it while this thread serialises the frame.
       if (fetch) Schedule();
+      StartWrite(to_write);
     } else if (wait) {
       WaitForHead();
     } else if (fetch) {
@@ -101,12 +105,12 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
     int64_t resume;
     {
       absl::MutexLock lock(&mu_);
+      stopping_ = true;
       resume = delivered_;
     }
-    // The status first: the read this cancels then finds the stream already finishing.
-    FinishOnce(
-        grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                     absl::StrCat("server shutting down; resume with after_position ", resume)));
+    // The status first: the read this cancels then finds the stream already finishing. With a
+    // write in flight, OnWriteDone finishes instead, naming the position after that write.
+    FinishOnce(ShutdownStatus(resume));
     token_->Cancel();
     CancelWaiter();
   }
@@ -140,6 +144,11 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       finished_ = true;
     }
     Finish(status);
+  }
+
+  static grpc::Status ShutdownStatus(int64_t resume) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        absl::StrCat("server shutting down; resume with after_position ", resume));
   }
 
   bool finished() {
@@ -245,6 +254,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
     }
     clear_fetching.armed = false;  // cleared below instead, under the lock that decides
     bool write = false, wait = false, fetch = false;
+    const v1::ReplayEventsResponse* to_write = nullptr;
     {
       absl::MutexLock lock(&mu_);
       fetching_ = false;
@@ -260,6 +270,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
         } else {
           if (frame_ != nullptr) spare_ = std::move(frame_);
           frame_ = std::move(frame);
+          to_write = frame_.get();
           writing_ = true;
           write = true;
           fetch = ShouldReadAheadLocked();
@@ -269,8 +280,8 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       }
     }
     if (write) {
-      StartWrite(frame_.get());
-      if (fetch) Schedule();
+      if (fetch) Schedule();  // first, as in OnWriteDone
+      StartWrite(to_write);
     } else if (wait) {
       WaitForHead();
     }
@@ -295,6 +306,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
   bool announced_caught_up_ ABSL_GUARDED_BY(mu_) = false;
   bool fetching_ ABSL_GUARDED_BY(mu_) = false;  // a Fetch is scheduled or running
   int64_t delivered_ ABSL_GUARDED_BY(mu_) = 0;  // last_position of the last frame written
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // Stop() was called
   HeadWatcher::WaiterId waiter_ ABSL_GUARDED_BY(mu_) = 0;
   // The frame being written, and the next one, read meanwhile: at most two per stream, plus
   // the last one written, kept so that reading the next reuses its messages and strings.
@@ -386,6 +398,12 @@ void AuditServiceImpl::StopStreams() {
     r->Stop();
     r->Release();
   }
+}
+
+bool AuditServiceImpl::AwaitStreamsEnded(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  const auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return streams_.empty(); };
+  return mu_.AwaitWithDeadline(absl::Condition(&ended), deadline);
 }
 
 }  // namespace audit::query

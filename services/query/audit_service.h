@@ -17,6 +17,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "audit/v1/audit_service.grpc.pb.h"
 #include "services/query/db_executor.h"
 #include "services/query/event_queries.h"
@@ -57,6 +58,11 @@ class AuditServiceImpl final : public v1::AuditService::CallbackService {
   // Ends every open replay with UNAVAILABLE (clients resume elsewhere or later) and refuses
   // new ones. For graceful shutdown, before grpc::Server::Shutdown.
   void StopStreams();
+
+  // Waits until every replay has ended (its status sent, OnDone run) or the deadline passes;
+  // whether they all ended. After StopStreams, before grpc::Server::Shutdown: the server then
+  // closes no connection while a stream's status is still on its way.
+  bool AwaitStreamsEnded(absl::Time deadline);
 
   int open_streams() const;
 

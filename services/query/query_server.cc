@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "schema/migrations.h"
 #include "schema/migrator.h"
 #include "services/common/log.h"
@@ -90,9 +91,10 @@ std::shared_ptr<grpc::Channel> QueryServer::InProcessChannel() {
 void QueryServer::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
+  const absl::Time deadline = absl::Now() + grace;
   audit_->StopStreams();
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
+  audit_->AwaitStreamsEnded(deadline);
+  server_->Shutdown(absl::ToChronoTime(deadline));
   server_->Wait();
   executor_.reset();  // runs what is queued (their calls are already finished), joins
   watcher_.reset();
