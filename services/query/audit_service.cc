@@ -247,7 +247,7 @@ class ReplayReactor final : public grpc::ServerWriteReactor<v1::ReplayEventsResp
       frame = std::move(spare_);
     }
     if (frame == nullptr) frame = std::make_unique<v1::ReplayEventsResponse>();
-    if (absl::Status s = service_->queries_->ReadReplayFrame(*conn, plan_, after, frame.get());
+    if (absl::Status s = service_->queries_->ReadReplayFrame(*conn, &plan_, after, frame.get());
         !s.ok()) {
       FinishOnce(token_->cancelled() ? Cancelled(deadline_) : ToGrpcStatus(s));
       return;

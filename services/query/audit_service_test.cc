@@ -105,6 +105,26 @@ class AuditServiceTest : public testing::PostgresTest<> {
     return reader->Finish();
   }
 
+  // Appends kLargeEvents events of 20 KB of data, every tenth 300 KB (about 5.4 MB in all),
+  // at positions kEvents + 1 onwards.
+  static constexpr int kLargeEvents = 120;
+  absl::Status SeedLargeEvents() {
+    std::vector<v1::Event> large;
+    for (int i = 0; i < kLargeEvents; ++i) {
+      v1::Event e = Sample(kEvents + i);
+      e.set_text_data(
+          absl::StrCat(R"({"blob": ")", std::string(i % 10 == 0 ? 300000 : 20000, 'x'), R"("})"));
+      large.push_back(std::move(e));
+    }
+    return SeedEvents(server_->Url(db_, "ingestor"), large, 7000).status();
+  }
+
+  // A stub over TCP: gRPC's default limits on message sizes apply, as for any client.
+  std::unique_ptr<v1::AuditService::Stub> TcpStub() {
+    return v1::AuditService::NewStub(
+        grpc::CreateChannel(query_server_->address(), grpc::InsecureChannelCredentials()));
+  }
+
   std::vector<v1::Event> seeded_;
   std::unique_ptr<QueryServer> query_server_;
   std::unique_ptr<v1::AuditService::Stub> stub_;
@@ -541,6 +561,91 @@ TEST_F(AuditServiceTest, LargeFramesComeWholeInOrderWithoutGapsOrRepeats) {
       EXPECT_EQ(frames.back().last_position(), total);
     }
   }
+}
+
+// Frames of large events stop at the byte budget (never at zero events), so even the largest
+// frame size arrives through a TCP channel with gRPC's default 4 MiB limit on received
+// messages, every position exactly once and in order.
+TEST_F(AuditServiceTest, FramesOfLargeEventsStayWithinTheByteBudget) {
+  ASSERT_TRUE(SeedLargeEvents().ok());
+  const int64_t total = kEvents + kLargeEvents;
+  auto tcp = TcpStub();
+  for (int frame_size : {5000, 500, 7}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::ReplayEventsRequest r;
+    r.set_max_events_per_frame(frame_size);
+    auto reader = tcp->ReplayEvents(&ctx, r);
+    v1::ReplayEventsResponse frame;
+    std::vector<int64_t> positions;
+    int frames = 0;
+    bool caught_up = false;
+    while (reader->Read(&frame)) {
+      ++frames;
+      ASSERT_GT(frame.events_size(), 0) << "frame " << frames;
+      EXPECT_LE(frame.events_size(), frame_size);
+      int64_t first_bytes = static_cast<int64_t>(frame.events(0).ByteSizeLong());
+      EXPECT_LE(static_cast<int64_t>(frame.ByteSizeLong()) - first_bytes,
+                EventQueries::kReplayFrameBytes)
+          << "frame " << frames << " of " << frame.events_size() << " events";
+      for (const auto& e : frame.events()) positions.push_back(e.position());
+      EXPECT_EQ(frame.last_position(), positions.back());
+      caught_up = frame.caught_up();
+    }
+    const grpc::Status s = reader->Finish();
+    ASSERT_TRUE(s.ok()) << frame_size << ": " << s.error_message();
+    EXPECT_TRUE(caught_up);
+    ASSERT_EQ(positions.size(), static_cast<size_t>(total)) << frame_size;
+    for (size_t i = 0; i < positions.size(); ++i) ASSERT_EQ(positions[i], 1 + int64_t(i));
+    // 120 events of 20-300 KB (about 5.4 MB): several frames even at 5000 per frame.
+    if (frame_size >= 500) EXPECT_GE(frames, 5) << frame_size;
+  }
+}
+
+// Pages of ListEvents and GetSubjectHistory end early at the byte budget, with a token that
+// continues right after the page's last event.
+TEST_F(AuditServiceTest, PagesOfLargeEventsStayWithinTheByteBudget) {
+  ASSERT_TRUE(SeedLargeEvents().ok());
+  auto tcp = TcpStub();
+  const auto check_page = [](const auto& page) {
+    ASSERT_GT(page.events_size(), 0);
+    EXPECT_LE(static_cast<int64_t>(page.ByteSizeLong() - page.events(0).ByteSizeLong()),
+              EventQueries::kPageBytes);
+  };
+  std::vector<int64_t> listed;
+  v1::ListEventsRequest list;
+  list.set_page_size(1000);
+  int pages = 0;
+  do {
+    grpc::ClientContext ctx;
+    v1::ListEventsResponse page;
+    const grpc::Status s = tcp->ListEvents(&ctx, list, &page);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    check_page(page);
+    for (const auto& e : page.events()) listed.push_back(e.position());
+    list.set_page_token(page.next_page_token());
+    ++pages;
+  } while (!list.page_token().empty());
+  ASSERT_EQ(listed.size(), static_cast<size_t>(kEvents + kLargeEvents));
+  for (size_t i = 0; i < listed.size(); ++i) ASSERT_EQ(listed[i], 1 + static_cast<int64_t>(i));
+  EXPECT_GE(pages, 5);
+
+  std::vector<int64_t> history, expected;
+  for (size_t i = 0; i < listed.size(); ++i) {
+    if (i % 3 == 0) expected.push_back(static_cast<int64_t>(i) + 1);  // order-0 (Sample)
+  }
+  v1::GetSubjectHistoryRequest h;
+  h.set_subject("order-0");
+  do {
+    grpc::ClientContext ctx;
+    v1::GetSubjectHistoryResponse page;
+    const grpc::Status s = tcp->GetSubjectHistory(&ctx, h, &page);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    check_page(page);
+    for (const auto& e : page.events()) history.push_back(e.position());
+    h.set_page_token(page.next_page_token());
+  } while (!h.page_token().empty());
+  EXPECT_EQ(history, expected);
 }
 
 TEST_F(AuditServiceTest, ReplayResumesAfterAPositionOrFromATime) {

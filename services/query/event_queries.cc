@@ -121,17 +121,34 @@ absl::StatusOr<pg::ResultPtr> RunForEvents(PGconn* conn, const std::string& quer
   return pg::ExecParams(conn, query.c_str(), sql.params(), pg::ResultFormat::kBinary);
 }
 
-// Appends rows of kStoredEventColumns (starting at `first_col`) to `out`.
-// Replaces `out` with the rows; elements already in `out` are overwritten in place, keeping
-// their allocations (RepeatedPtrField::Clear would free their sub-messages).
-absl::Status ReadEvents(const PGresult* r, int first_col,
-                        google::protobuf::RepeatedPtrField<v1::StoredEvent>* out, int limit) {
+// About what row `row` (kStoredEventColumns from `first_col`) adds to a frame: its values'
+// bytes, plus room for the fields' tags and lengths.
+int64_t FrameBytes(const PGresult* r, int row, int first_col) {
+  int64_t n = 64;
+  for (int c = first_col; c < PQnfields(r); ++c) n += PQgetlength(r, row, c);
+  return n;
+}
+
+// Replaces `out` with the rows of kStoredEventColumns (at most `limit`); elements already in
+// `out` are overwritten in place, keeping their allocations (RepeatedPtrField::Clear would
+// free their sub-messages). Stops before the row that would take the events past
+// EventQueries::kPageBytes (never before the first) and then sets `*cut`.
+absl::Status ReadEvents(const PGresult* r, google::protobuf::RepeatedPtrField<v1::StoredEvent>* out,
+                        int limit, bool* cut) {
   const int n = std::min(PQntuples(r), limit);
   int used = 0;
+  int64_t bytes = 0;
+  *cut = false;
   for (int i = 0; i < n; ++i) {
-    if (pg::IsNull(r, i, first_col)) continue;
+    if (pg::IsNull(r, i, 0)) continue;
+    const int64_t size = FrameBytes(r, i, 0);
+    if (used > 0 && bytes + size > EventQueries::kPageBytes) {
+      *cut = true;
+      break;
+    }
+    bytes += size;
     v1::StoredEvent* e = used < out->size() ? out->Mutable(used) : out->Add();
-    if (absl::Status s = ReadStoredEventRow(r, i, first_col, e); !s.ok()) return s;
+    if (absl::Status s = ReadStoredEventRow(r, i, 0, e); !s.ok()) return s;
     ++used;
   }
   if (used < out->size()) out->DeleteSubrange(used, out->size() - used);
@@ -209,9 +226,12 @@ absl::StatusOr<v1::ListEventsResponse> EventQueries::ListEvents(
       sql);
   if (!rows.ok()) return rows.status();
   v1::ListEventsResponse out;
-  if (absl::Status s = ReadEvents(rows->get(), 0, out.mutable_events(), page); !s.ok()) return s;
-  if (PQntuples(rows->get()) > page) {
-    out.set_next_page_token(tokens_->Encode(r, out.events(page - 1).position()));
+  bool cut = false;
+  if (absl::Status s = ReadEvents(rows->get(), out.mutable_events(), page, &cut); !s.ok()) {
+    return s;
+  }
+  if (PQntuples(rows->get()) > page || cut) {
+    out.set_next_page_token(tokens_->Encode(r, out.events(out.events_size() - 1).position()));
   }
   return out;
 }
@@ -234,9 +254,12 @@ absl::StatusOr<v1::GetSubjectHistoryResponse> EventQueries::GetSubjectHistory(
                    sql, /*prepared=*/true);
   if (!rows.ok()) return rows.status();
   v1::GetSubjectHistoryResponse out;
-  if (absl::Status s = ReadEvents(rows->get(), 0, out.mutable_events(), page); !s.ok()) return s;
-  if (PQntuples(rows->get()) > page) {
-    out.set_next_page_token(tokens_->Encode(r, out.events(page - 1).position()));
+  bool cut = false;
+  if (absl::Status s = ReadEvents(rows->get(), out.mutable_events(), page, &cut); !s.ok()) {
+    return s;
+  }
+  if (PQntuples(rows->get()) > page || cut) {
+    out.set_next_page_token(tokens_->Encode(r, out.events(out.events_size() - 1).position()));
   }
   return out;
 }
@@ -374,6 +397,8 @@ absl::StatusOr<ReplayPlan> EventQueries::PlanReplay(PGconn* conn,
   plan.follow = r.follow();
   plan.frame_events =
       r.max_events_per_frame() == 0 ? kDefaultFrameEvents : r.max_events_per_frame();
+  // The first statement asks for a few rows: their sizes set how many the next one asks for.
+  plan.read_rows = std::min(plan.frame_events, kFirstReadRows);
   if (r.start_case() == v1::ReplayEventsRequest::kAfterPosition) {
     plan.start_after = r.after_position();
   } else if (r.start_case() == v1::ReplayEventsRequest::kFromRecordedTime) {
@@ -405,9 +430,10 @@ absl::StatusOr<ReplayPlan> EventQueries::PlanReplay(PGconn* conn,
   return plan;
 }
 
-absl::Status EventQueries::ReadReplayFrame(PGconn* conn, const ReplayPlan& plan, int64_t after,
+absl::Status EventQueries::ReadReplayFrame(PGconn* conn, ReplayPlan* plan_in, int64_t after,
                                            v1::ReplayEventsResponse* out) const {
-  // Not Clear(): the events' allocations are reused (see ReadEvents).
+  ReplayPlan& plan = *plan_in;
+  // Not Clear(): the events' allocations are reused (as in ReadEvents).
   out->clear_proof();
   out->clear_checkpoint();
   v1::ReplayEventsResponse& frame = *out;
@@ -415,55 +441,96 @@ absl::Status EventQueries::ReadReplayFrame(PGconn* conn, const ReplayPlan& plan,
     return a > std::numeric_limits<int64_t>::max() - b ? std::numeric_limits<int64_t>::max()
                                                        : a + b;
   };
-  Sql sql;
-  AddFilter(plan.filter, &sql);
-  const bool unfiltered = sql.empty();
-  // Unfiltered, positions are gapless: the frame is exactly the next frame_events positions,
-  // so the range itself bounds the work whatever plan the database picks (with only a LIMIT,
-  // a table whose statistics are stale can be sorted window-wide before the limit applies).
-  const int64_t window_end =
-      std::min(plan.stop_at,
-               plus(after, unfiltered ? static_cast<int64_t>(plan.frame_events) : kReplayWindow));
-  const std::string after_param = sql.Param(absl::StrCat(after));
-  const std::string end_param = sql.Param(absl::StrCat(window_end));
-  sql.Where(absl::StrCat("position > ", after_param));
-  sql.Where(absl::StrCat("position <= least(h.position, ", end_param, ")"));
-  const std::string limit = sql.Param(absl::StrCat(plan.frame_events));
-  // The head and the events come from one snapshot: every position up to the head is
-  // committed and visible (positions commit in order), so nothing below it can appear later.
-  absl::StatusOr<pg::ResultPtr> rows =
-      RunForEvents(conn,
-                   absl::StrCat("SELECT h.position, e.* FROM audit.append_head h LEFT JOIN LATERAL "
-                                "(SELECT ",
-                                kStoredEventColumns, " FROM audit.events", sql.WhereClause(),
-                                " ORDER BY position LIMIT ", limit, ") e ON true"),
-                   sql, /*prepared=*/unfiltered);
-  if (!rows.ok()) return rows.status();
-  const PGresult* res = rows->get();
-  const std::optional<int64_t> head_or = pg::BinaryInt64(res, 0, 0);
-  if (!head_or.has_value()) return absl::InternalError("the append head does not decode");
-  const int64_t head = *head_or;
-  if (absl::Status s = ReadEvents(res, 1, frame.mutable_events(), plan.frame_events); !s.ok()) {
-    return s;
+  google::protobuf::RepeatedPtrField<v1::StoredEvent>& events = *frame.mutable_events();
+  int used = 0;
+  int64_t bytes = 0;
+  int64_t last = after;  // every position up to here is in the frame or passed over
+  bool caught_up = false;
+  // One statement per turn, each for at most plan.read_rows rows, until the frame is full,
+  // reaches its byte budget, or its window or the head ends it.
+  while (true) {
+    const int want = std::min(plan.frame_events - used, plan.read_rows);
+    Sql sql;
+    AddFilter(plan.filter, &sql);
+    const bool unfiltered = sql.empty();
+    // Unfiltered, positions are gapless: the statement covers exactly the next `want`
+    // positions, so the range itself bounds the work whatever plan the database picks (with
+    // only a LIMIT, a table whose statistics are stale can be sorted window-wide before the
+    // limit applies).
+    const int64_t window_end =
+        std::min(plan.stop_at, plus(last, unfiltered ? static_cast<int64_t>(want) : kReplayWindow));
+    const std::string after_param = sql.Param(absl::StrCat(last));
+    const std::string end_param = sql.Param(absl::StrCat(window_end));
+    sql.Where(absl::StrCat("position > ", after_param));
+    sql.Where(absl::StrCat("position <= least(h.position, ", end_param, ")"));
+    const std::string limit = sql.Param(absl::StrCat(want));
+    // The head and the events come from one snapshot: every position up to the head is
+    // committed and visible (positions commit in order), so nothing below it can appear later.
+    absl::StatusOr<pg::ResultPtr> rows = RunForEvents(
+        conn,
+        absl::StrCat("SELECT h.position, e.* FROM audit.append_head h LEFT JOIN LATERAL "
+                     "(SELECT ",
+                     kStoredEventColumns, " FROM audit.events", sql.WhereClause(),
+                     " ORDER BY position LIMIT ", limit, ") e ON true"),
+        sql, /*prepared=*/unfiltered);
+    if (!rows.ok()) return rows.status();
+    const PGresult* res = rows->get();
+    const std::optional<int64_t> head_or = pg::BinaryInt64(res, 0, 0);
+    if (!head_or.has_value()) return absl::InternalError("the append head does not decode");
+    const int n = std::min(PQntuples(res), want);
+    int got = 0;  // rows with an event (a statement that finds none returns one row of NULLs)
+    int64_t largest = 0;
+    bool budget_reached = false;
+    for (int i = 0; i < n; ++i) {
+      if (pg::IsNull(res, i, 1)) continue;
+      ++got;
+      const int64_t size = FrameBytes(res, i, 1);
+      largest = std::max(largest, size);
+      if (budget_reached) continue;  // still sized, for read_rows below
+      if (used > 0 && bytes + size > kReplayFrameBytes) {
+        budget_reached = true;
+        continue;
+      }
+      v1::StoredEvent* e = used < events.size() ? events.Mutable(used) : events.Add();
+      if (absl::Status s = ReadStoredEventRow(res, i, 1, e); !s.ok()) return s;
+      ++used;
+      bytes += size;
+      last = e->position();
+    }
+    // As many rows as fit the budget next time, judged by the largest just seen.
+    if (largest > 0) {
+      plan.read_rows =
+          static_cast<int>(std::clamp<int64_t>(kReplayFrameBytes / largest, 1, plan.frame_events));
+    }
+    const int64_t bound = std::min(*head_or, window_end);
+    if (budget_reached) break;  // more events follow `last`
+    if (got == want) {
+      // Full, or the next event would likely not fit: the frame ends at `last`.
+      if (used == plan.frame_events || bytes + largest > kReplayFrameBytes) {
+        caught_up = last >= std::min(*head_or, plan.stop_at);
+        break;
+      }
+      continue;  // full statement, frame not yet full: the next rows
+    }
+    // Fewer rows than asked for: the window or the head ends the frame.
+    last = std::max(last, bound);
+    caught_up = last >= std::min(*head_or, plan.stop_at);
+    break;
   }
-  const int64_t bound = std::min(head, window_end);
-  if (frame.events_size() == plan.frame_events) {
-    frame.set_last_position(frame.events(frame.events_size() - 1).position());
-  } else {
-    frame.set_last_position(std::max(after, bound));
-  }
-  frame.set_caught_up(frame.last_position() >= std::min(head, plan.stop_at));
+  if (used < events.size()) events.DeleteSubrange(used, events.size() - used);
+  frame.set_last_position(last);
+  frame.set_caught_up(caught_up);
   if (plan.checkpoint.has_value()) {
     if (after == plan.start_after) *frame.mutable_checkpoint() = *plan.checkpoint;
     if (!frame.events().empty()) {
       const uint64_t first = static_cast<uint64_t>(frame.events(0).position());
-      const uint64_t last = static_cast<uint64_t>(frame.events(frame.events_size() - 1).position());
+      const uint64_t end = static_cast<uint64_t>(frame.events(frame.events_size() - 1).position());
       PgSubtrees subtrees(conn);
       absl::StatusOr<std::vector<Sha256Digest>> proof = merkle::RangeProof(
-          first - 1, last, static_cast<uint64_t>(plan.checkpoint->tree_size()), subtrees.AsFn());
+          first - 1, end, static_cast<uint64_t>(plan.checkpoint->tree_size()), subtrees.AsFn());
       if (!proof.ok()) {
         return absl::DataLossError(absl::StrCat("the store cannot prove positions ", first, "..",
-                                                last, ": ", proof.status().message()));
+                                                end, ": ", proof.status().message()));
       }
       v1::RangeProof* p = frame.mutable_proof();
       p->set_tree_size(plan.checkpoint->tree_size());

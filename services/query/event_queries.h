@@ -25,6 +25,10 @@ struct ReplayPlan {
   // The last position to stream: the head at the start without `follow`, unbounded with it.
   int64_t stop_at = std::numeric_limits<int64_t>::max();
   int frame_events = 500;
+  // Rows the next frame's statement asks for: frame_events, or fewer after large events, so
+  // that a statement's result (held whole by libpq) stays near kReplayFrameBytes too.
+  // Updated by ReadReplayFrame.
+  int read_rows = 500;
   bool follow = false;
   v1::EventFilter filter;
   // With with_proofs: the checkpoint the replay ends at and every frame is proven against.
@@ -36,6 +40,15 @@ class EventQueries {
   // How many positions one replay frame scans at most, so that a selective filter over a long
   // log still yields frames (possibly empty, with advancing last_position) at a steady pace.
   static constexpr int64_t kReplayWindow = 50'000;
+  // A frame stops short of frame_events once its events hold this many bytes (it always holds
+  // at least one event): frames of large events stay well below gRPC's default 4 MiB limit on
+  // received messages, and a slow client's two frames stay small.
+  static constexpr int64_t kReplayFrameBytes = 1 << 20;
+  // A page of ListEvents or GetSubjectHistory ends early (with a next_page_token) once its
+  // events reach this many bytes; it always holds at least one event.
+  static constexpr int64_t kPageBytes = 1 << 20;
+  // Rows a replay's first statement asks for, before the events' sizes are known.
+  static constexpr int kFirstReadRows = 64;
 
   explicit EventQueries(const PageTokenCodec* tokens) : tokens_(tokens) {}
 
@@ -53,13 +66,14 @@ class EventQueries {
   // Validates a replay request and resolves where it starts and stops.
   absl::StatusOr<ReplayPlan> PlanReplay(PGconn* conn, const v1::ReplayEventsRequest& r) const;
 
-  // The next frame after position `after`: matching events in order, last_position (every
+  // The next frame after position `after`: matching events in order (at most frame_events,
+  // and no more than kReplayFrameBytes of them beyond the first), last_position (every
   // position up to it considered) and caught_up (reached the head, or the plan's stop). With
   // a checkpoint in the plan, a RangeProof of the events, and the checkpoint itself in the
-  // frame starting at the plan's start.
+  // frame starting at the plan's start. Adapts plan->read_rows to the events' sizes.
   // The frame replaces what `frame` held; its messages and strings are reused (a replay
   // recycles its frames, which saves most allocations per event).
-  absl::Status ReadReplayFrame(PGconn* conn, const ReplayPlan& plan, int64_t after,
+  absl::Status ReadReplayFrame(PGconn* conn, ReplayPlan* plan, int64_t after,
                                v1::ReplayEventsResponse* frame) const;
 
   // The head of the log (0 when empty).
