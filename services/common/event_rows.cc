@@ -23,15 +23,20 @@ absl::StatusOr<v1::StoredEvent> StoredEventFromRow(const PGresult* r, int row, i
   return out;
 }
 
-absl::Status ReadStoredEventRow(const PGresult* r, int row, int c, v1::StoredEvent* stored) {
+absl::Status ReadStoredEventRow(const PGresult* r, int row, int c, v1::StoredEvent* stored,
+                                int64_t* bytes) {
   if (PQnfields(r) < c + 25 || PQfformat(r, c) != 1) {
     return absl::InternalError("stored-event rows must be read in binary format");
   }
   // Text, bytea and the ::text casts arrive as their bytes in binary format; assigning them
   // into the (possibly reused) strings keeps their capacity.
+  // Fixed-size fields (at most 11 bytes each as varints), every tag and length, and the
+  // timestamps, provenance and sub-message headers, generously; the values are added below.
+  int64_t size = 256;
   const auto set = [&](std::string* field, int col) {
     const absl::string_view v = pg::Value(r, row, c + col);
     field->assign(v.data(), v.size());
+    size += static_cast<int64_t>(v.size());
   };
   const auto null = [&](int col) { return pg::IsNull(r, row, c + col); };
   const std::optional<int64_t> position = pg::BinaryInt64(r, row, c);
@@ -78,6 +83,8 @@ absl::Status ReadStoredEventRow(const PGresult* r, int row, int c, v1::StoredEve
   }
   if (!e->extensions().empty()) e->mutable_extensions()->clear();
   if (!null(18)) {
+    // The extensions' JSON text is longer than their encoding (quotes, colons, commas).
+    size += static_cast<int64_t>(pg::Value(r, row, c + 18).size());
     absl::StatusOr<JsonValue> ext = ParseJson(pg::Value(r, row, c + 18));
     if (!ext.ok() || !ext->is_object()) return absl::InternalError("extensions do not decode");
     for (const auto& [k, v] : ext->members) {
@@ -92,6 +99,7 @@ absl::Status ReadStoredEventRow(const PGresult* r, int row, int c, v1::StoredEve
   set(out.mutable_content_hash(), 22);
   set(out.mutable_leaf_hash(), 23);
   set(out.mutable_chain_hash(), 24);
+  if (bytes != nullptr) *bytes = size;
   return absl::OkStatus();
 }
 

@@ -32,8 +32,10 @@ absl::StatusOr<v1::StoredEvent> StoredEventFromRow(const PGresult* result, int r
 
 // The same, into `*out`, replacing what it held but reusing its strings and sub-messages
 // (every field is overwritten; `*out` must hold nothing but a StoredEvent's own fields).
+// With `bytes`, sets it to about the event's encoded size: its values' bytes plus generous
+// room for the fixed-size fields, tags and lengths.
 absl::Status ReadStoredEventRow(const PGresult* result, int row, int first_col,
-                                v1::StoredEvent* out);
+                                v1::StoredEvent* out, int64_t* bytes = nullptr);
 
 }  // namespace audit
 

@@ -602,8 +602,8 @@ TEST_F(AuditServiceTest, FramesOfLargeEventsStayWithinTheByteBudget) {
   }
 }
 
-// Pages of ListEvents and GetSubjectHistory end early at the byte budget, with a token that
-// continues right after the page's last event.
+// Pages of ListEvents, GetSubjectHistory and ListDeadLetters end early at the byte budget,
+// with a token that continues right after the page's last item.
 TEST_F(AuditServiceTest, PagesOfLargeEventsStayWithinTheByteBudget) {
   ASSERT_TRUE(SeedLargeEvents().ok());
   auto tcp = TcpStub();
@@ -646,6 +646,29 @@ TEST_F(AuditServiceTest, PagesOfLargeEventsStayWithinTheByteBudget) {
     h.set_page_token(page.next_page_token());
   } while (!h.page_token().empty());
   EXPECT_EQ(history, expected);
+
+  // Dead letters (12 of 500 KB) too, newest first.
+  std::vector<ErrorClass> classes(12, ErrorClass::kUndecodable);
+  ASSERT_TRUE(SeedDeadLetters(server_->Url(db_, "ingestor"), classes, 9000, 500000).ok());
+  std::vector<int64_t> ids;
+  v1::ListDeadLettersRequest d;
+  d.set_page_size(100);
+  do {
+    grpc::ClientContext ctx;
+    v1::ListDeadLettersResponse page;
+    const grpc::Status s = tcp->ListDeadLetters(&ctx, d, &page);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_GT(page.dead_letters_size(), 0);
+    EXPECT_LE(static_cast<int64_t>(page.ByteSizeLong() - page.dead_letters(0).ByteSizeLong()),
+              EventQueries::kPageBytes);
+    for (const auto& l : page.dead_letters()) {
+      EXPECT_EQ(l.raw_value().size(), 500000u);
+      ids.push_back(l.id());
+    }
+    d.set_page_token(page.next_page_token());
+  } while (!d.page_token().empty());
+  ASSERT_EQ(ids.size(), 12u);
+  for (size_t i = 1; i < ids.size(); ++i) EXPECT_LT(ids[i], ids[i - 1]);
 }
 
 TEST_F(AuditServiceTest, ReplayResumesAfterAPositionOrFromATime) {

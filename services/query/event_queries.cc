@@ -121,14 +121,6 @@ absl::StatusOr<pg::ResultPtr> RunForEvents(PGconn* conn, const std::string& quer
   return pg::ExecParams(conn, query.c_str(), sql.params(), pg::ResultFormat::kBinary);
 }
 
-// About what row `row` (kStoredEventColumns from `first_col`) adds to a frame: its values'
-// bytes, plus room for the fields' tags and lengths.
-int64_t FrameBytes(const PGresult* r, int row, int first_col) {
-  int64_t n = 64;
-  for (int c = first_col; c < PQnfields(r); ++c) n += PQgetlength(r, row, c);
-  return n;
-}
-
 // Replaces `out` with the rows of kStoredEventColumns (at most `limit`); elements already in
 // `out` are overwritten in place, keeping their allocations (RepeatedPtrField::Clear would
 // free their sub-messages). Stops before the row that would take the events past
@@ -141,14 +133,14 @@ absl::Status ReadEvents(const PGresult* r, google::protobuf::RepeatedPtrField<v1
   *cut = false;
   for (int i = 0; i < n; ++i) {
     if (pg::IsNull(r, i, 0)) continue;
-    const int64_t size = FrameBytes(r, i, 0);
+    v1::StoredEvent* e = used < out->size() ? out->Mutable(used) : out->Add();
+    int64_t size = 0;
+    if (absl::Status s = ReadStoredEventRow(r, i, 0, e, &size); !s.ok()) return s;
     if (used > 0 && bytes + size > EventQueries::kPageBytes) {
-      *cut = true;
+      *cut = true;  // the element just read is dropped below
       break;
     }
     bytes += size;
-    v1::StoredEvent* e = used < out->size() ? out->Mutable(used) : out->Add();
-    if (absl::Status s = ReadStoredEventRow(r, i, 0, e); !s.ok()) return s;
     ++used;
   }
   if (used < out->size()) out->DeleteSubrange(used, out->size() - used);
@@ -358,7 +350,9 @@ absl::StatusOr<v1::ListDeadLettersResponse> EventQueries::ListDeadLetters(
     return raw;
   };
   const int n = std::min(PQntuples(res), page);
-  for (int i = 0; i < n; ++i) {
+  int64_t bytes = 0;
+  bool cut = false;  // the page ended at kPageBytes
+  for (int i = 0; i < n && !cut; ++i) {
     v1::DeadLetter* d = out.add_dead_letters();
     d->set_id(pg::Int64Value(res, i, 0));
     d->mutable_provenance()->set_topic(std::string(pg::Value(res, i, 1)));
@@ -383,9 +377,16 @@ absl::StatusOr<v1::ListDeadLettersResponse> EventQueries::ListDeadLetters(
     d->set_event_id(std::string(pg::Value(res, i, 11)));
     if (!pg::IsNull(res, i, 12)) d->set_conflicting_position(pg::Int64Value(res, i, 12));
     *d->mutable_received_time() = FromUnixMicros(pg::Int64Value(res, i, 13));
+    const int64_t size = static_cast<int64_t>(d->ByteSizeLong());
+    if (i > 0 && bytes + size > kPageBytes) {
+      out.mutable_dead_letters()->RemoveLast();
+      cut = true;
+    }
+    bytes += size;
   }
-  if (PQntuples(res) > page)
-    out.set_next_page_token(tokens_->Encode(r, out.dead_letters(page - 1).id()));
+  if (PQntuples(res) > page || cut) {
+    out.set_next_page_token(tokens_->Encode(r, out.dead_letters(out.dead_letters_size() - 1).id()));
+  }
   return out;
 }
 
@@ -397,8 +398,6 @@ absl::StatusOr<ReplayPlan> EventQueries::PlanReplay(PGconn* conn,
   plan.follow = r.follow();
   plan.frame_events =
       r.max_events_per_frame() == 0 ? kDefaultFrameEvents : r.max_events_per_frame();
-  // The first statement asks for a few rows: their sizes set how many the next one asks for.
-  plan.read_rows = std::min(plan.frame_events, kFirstReadRows);
   if (r.start_case() == v1::ReplayEventsRequest::kAfterPosition) {
     plan.start_after = r.after_position();
   } else if (r.start_case() == v1::ReplayEventsRequest::kFromRecordedTime) {
@@ -446,10 +445,15 @@ absl::Status EventQueries::ReadReplayFrame(PGconn* conn, ReplayPlan* plan_in, in
   int64_t bytes = 0;
   int64_t last = after;  // every position up to here is in the frame or passed over
   bool caught_up = false;
-  // One statement per turn, each for at most plan.read_rows rows, until the frame is full,
-  // reaches its byte budget, or its window or the head ends it.
+  // One statement, which asks for as many rows as the rest of the budget holds judged by the
+  // largest event of the statement before; the frame ends with it. The replay's first
+  // statement asks for a few rows only, and a second one continues the frame.
   while (true) {
-    const int want = std::min(plan.frame_events - used, plan.read_rows);
+    const int left = plan.frame_events - used;
+    const bool probe = plan.largest_event_bytes == 0;
+    const int want = probe ? std::min(left, kFirstReadRows)
+                           : static_cast<int>(std::clamp<int64_t>(
+                                 (kReplayFrameBytes - bytes) / plan.largest_event_bytes, 1, left));
     Sql sql;
     AddFilter(plan.filter, &sql);
     const bool unfiltered = sql.empty();
@@ -484,29 +488,24 @@ absl::Status EventQueries::ReadReplayFrame(PGconn* conn, ReplayPlan* plan_in, in
     for (int i = 0; i < n; ++i) {
       if (pg::IsNull(res, i, 1)) continue;
       ++got;
-      const int64_t size = FrameBytes(res, i, 1);
-      largest = std::max(largest, size);
-      if (budget_reached) continue;  // still sized, for read_rows below
-      if (used > 0 && bytes + size > kReplayFrameBytes) {
-        budget_reached = true;
-        continue;
-      }
       v1::StoredEvent* e = used < events.size() ? events.Mutable(used) : events.Add();
-      if (absl::Status s = ReadStoredEventRow(res, i, 1, e); !s.ok()) return s;
+      int64_t size = 0;
+      if (absl::Status s = ReadStoredEventRow(res, i, 1, e, &size); !s.ok()) return s;
+      largest = std::max(largest, size);
+      if (used > 0 && bytes + size > kReplayFrameBytes) {
+        budget_reached = true;  // the element just read is dropped below
+        break;
+      }
       ++used;
       bytes += size;
       last = e->position();
     }
-    // As many rows as fit the budget next time, judged by the largest just seen.
-    if (largest > 0) {
-      plan.read_rows =
-          static_cast<int>(std::clamp<int64_t>(kReplayFrameBytes / largest, 1, plan.frame_events));
-    }
+    if (largest > 0) plan.largest_event_bytes = largest;
     const int64_t bound = std::min(*head_or, window_end);
     if (budget_reached) break;  // more events follow `last`
     if (got == want) {
-      // Full, or the next event would likely not fit: the frame ends at `last`.
-      if (used == plan.frame_events || bytes + largest > kReplayFrameBytes) {
+      // The frame ends at `last` unless the statement was the first few rows only.
+      if (used == plan.frame_events || !probe || bytes + largest > kReplayFrameBytes) {
         caught_up = last >= std::min(*head_or, plan.stop_at);
         break;
       }

@@ -25,10 +25,11 @@ struct ReplayPlan {
   // The last position to stream: the head at the start without `follow`, unbounded with it.
   int64_t stop_at = std::numeric_limits<int64_t>::max();
   int frame_events = 500;
-  // Rows the next frame's statement asks for: frame_events, or fewer after large events, so
-  // that a statement's result (held whole by libpq) stays near kReplayFrameBytes too.
-  // Updated by ReadReplayFrame.
-  int read_rows = 500;
+  // The largest event (bytes, about) of the replay's last statement; 0 before the first.
+  // A statement asks for no more rows than fit the frame's byte budget at that size, so that
+  // its result (which libpq holds whole) stays near kReplayFrameBytes too. Updated by
+  // ReadReplayFrame.
+  int64_t largest_event_bytes = 0;
   bool follow = false;
   v1::EventFilter filter;
   // With with_proofs: the checkpoint the replay ends at and every frame is proven against.
@@ -44,10 +45,10 @@ class EventQueries {
   // at least one event): frames of large events stay well below gRPC's default 4 MiB limit on
   // received messages, and a slow client's two frames stay small.
   static constexpr int64_t kReplayFrameBytes = 1 << 20;
-  // A page of ListEvents or GetSubjectHistory ends early (with a next_page_token) once its
-  // events reach this many bytes; it always holds at least one event.
+  // A page of ListEvents, GetSubjectHistory or ListDeadLetters ends early (with a
+  // next_page_token) once its items reach this many bytes; it always holds at least one.
   static constexpr int64_t kPageBytes = 1 << 20;
-  // Rows a replay's first statement asks for, before the events' sizes are known.
+  // Rows a replay's first statement asks for, before any event's size is known.
   static constexpr int kFirstReadRows = 64;
 
   explicit EventQueries(const PageTokenCodec* tokens) : tokens_(tokens) {}
@@ -70,7 +71,7 @@ class EventQueries {
   // and no more than kReplayFrameBytes of them beyond the first), last_position (every
   // position up to it considered) and caught_up (reached the head, or the plan's stop). With
   // a checkpoint in the plan, a RangeProof of the events, and the checkpoint itself in the
-  // frame starting at the plan's start. Adapts plan->read_rows to the events' sizes.
+  // frame starting at the plan's start. Updates plan->largest_event_bytes.
   // The frame replaces what `frame` held; its messages and strings are reused (a replay
   // recycles its frames, which saves most allocations per event).
   absl::Status ReadReplayFrame(PGconn* conn, ReplayPlan* plan, int64_t after,
