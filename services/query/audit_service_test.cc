@@ -547,9 +547,13 @@ TEST_F(AuditServiceTest, LargeFramesComeWholeInOrderWithoutGapsOrRepeats) {
       for (size_t f = 0; f < frames.size(); ++f) {
         const int n = frames[f].events_size();
         EXPECT_LE(n, frame_size);
-        if (f + 1 < frames.size()) EXPECT_EQ(n, frame_size) << "frame " << f << " not full";
+        if (f + 1 < frames.size()) {
+          EXPECT_EQ(n, frame_size) << "frame " << f << " not full";
+        }
         for (const auto& e : frames[f].events()) positions.push_back(e.position());
-        if (n > 0) EXPECT_EQ(frames[f].last_position(), frames[f].events(n - 1).position());
+        if (n > 0) {
+          EXPECT_EQ(frames[f].last_position(), frames[f].events(n - 1).position());
+        }
       }
       ASSERT_EQ(positions.size(), static_cast<size_t>(total - after))
           << frame_size << " after " << after;
@@ -598,7 +602,9 @@ TEST_F(AuditServiceTest, FramesOfLargeEventsStayWithinTheByteBudget) {
     ASSERT_EQ(positions.size(), static_cast<size_t>(total)) << frame_size;
     for (size_t i = 0; i < positions.size(); ++i) ASSERT_EQ(positions[i], 1 + int64_t(i));
     // 120 events of 20-300 KB (about 5.4 MB): several frames even at 5000 per frame.
-    if (frame_size >= 500) EXPECT_GE(frames, 5) << frame_size;
+    if (frame_size >= 500) {
+      EXPECT_GE(frames, 5) << frame_size;
+    }
   }
 }
 
