@@ -121,29 +121,52 @@ absl::StatusOr<pg::ResultPtr> RunForEvents(PGconn* conn, const std::string& quer
   return pg::ExecParams(conn, query.c_str(), sql.params(), pg::ResultFormat::kBinary);
 }
 
-// Replaces `out` with the rows of kStoredEventColumns (at most `limit`); elements already in
-// `out` are overwritten in place, keeping their allocations (RepeatedPtrField::Clear would
-// free their sub-messages). Stops before the row that would take the events past
-// EventQueries::kPageBytes (never before the first) and then sets `*cut`.
-absl::Status ReadEvents(const PGresult* r, google::protobuf::RepeatedPtrField<v1::StoredEvent>* out,
-                        int limit, bool* cut) {
+// What one AppendEvents call saw.
+struct AppendedEvents {
+  int rows = 0;         // rows that hold an event (an outer join's row of NULLs does not)
+  int64_t largest = 0;  // bytes of the largest event read, the one left out included
+  bool cut = false;     // stopped before an event that would go past the budget
+};
+
+// Reads up to `limit` rows of kStoredEventColumns (from `first_col`) into `out` after its first
+// `*used` elements, whose events' sizes add up to `*bytes`; both are advanced. Elements are
+// overwritten in place, keeping their allocations (RepeatedPtrField::Clear would free their
+// sub-messages). Stops before the event that would take `*bytes` past `budget`, unless it is
+// the first (*used == 0). Elements from `*used` on may hold leftovers: the caller deletes them.
+absl::StatusOr<AppendedEvents> AppendEvents(
+    const PGresult* r, int first_col, int limit, int64_t budget,
+    google::protobuf::RepeatedPtrField<v1::StoredEvent>* out, int* used, int64_t* bytes) {
+  AppendedEvents seen;
   const int n = std::min(PQntuples(r), limit);
-  int used = 0;
-  int64_t bytes = 0;
-  *cut = false;
   for (int i = 0; i < n; ++i) {
-    if (pg::IsNull(r, i, 0)) continue;
-    v1::StoredEvent* e = used < out->size() ? out->Mutable(used) : out->Add();
+    if (pg::IsNull(r, i, first_col)) continue;
+    ++seen.rows;
+    v1::StoredEvent* e = *used < out->size() ? out->Mutable(*used) : out->Add();
     int64_t size = 0;
-    if (absl::Status s = ReadStoredEventRow(r, i, 0, e, &size); !s.ok()) return s;
-    if (used > 0 && bytes + size > EventQueries::kPageBytes) {
-      *cut = true;  // the element just read is dropped below
+    if (absl::Status s = ReadStoredEventRow(r, i, first_col, e, &size); !s.ok()) return s;
+    seen.largest = std::max(seen.largest, size);
+    if (*used > 0 && *bytes + size > budget) {
+      seen.cut = true;  // the element just read is left for the caller to delete
       break;
     }
-    bytes += size;
-    ++used;
+    ++*used;
+    *bytes += size;
   }
+  return seen;
+}
+
+// Replaces `out` with the rows of kStoredEventColumns (at most `limit`, and no more than
+// EventQueries::kPageBytes of events beyond the first), reusing its elements; `*cut` says
+// whether the byte budget ended the page.
+absl::Status ReadEvents(const PGresult* r, google::protobuf::RepeatedPtrField<v1::StoredEvent>* out,
+                        int limit, bool* cut) {
+  int used = 0;
+  int64_t bytes = 0;
+  absl::StatusOr<AppendedEvents> seen =
+      AppendEvents(r, 0, limit, EventQueries::kPageBytes, out, &used, &bytes);
+  if (!seen.ok()) return seen.status();
   if (used < out->size()) out->DeleteSubrange(used, out->size() - used);
+  *cut = seen->cut;
   return absl::OkStatus();
 }
 
@@ -352,7 +375,7 @@ absl::StatusOr<v1::ListDeadLettersResponse> EventQueries::ListDeadLetters(
   const int n = std::min(PQntuples(res), page);
   int64_t bytes = 0;
   bool cut = false;  // the page ended at kPageBytes
-  for (int i = 0; i < n && !cut; ++i) {
+  for (int i = 0; i < n; ++i) {
     v1::DeadLetter* d = out.add_dead_letters();
     d->set_id(pg::Int64Value(res, i, 0));
     d->mutable_provenance()->set_topic(std::string(pg::Value(res, i, 1)));
@@ -381,6 +404,7 @@ absl::StatusOr<v1::ListDeadLettersResponse> EventQueries::ListDeadLetters(
     if (i > 0 && bytes + size > kPageBytes) {
       out.mutable_dead_letters()->RemoveLast();
       cut = true;
+      break;
     }
     bytes += size;
   }
@@ -481,38 +505,22 @@ absl::Status EventQueries::ReadReplayFrame(PGconn* conn, ReplayPlan* plan_in, in
     const PGresult* res = rows->get();
     const std::optional<int64_t> head_or = pg::BinaryInt64(res, 0, 0);
     if (!head_or.has_value()) return absl::InternalError("the append head does not decode");
-    const int n = std::min(PQntuples(res), want);
-    int got = 0;  // rows with an event (a statement that finds none returns one row of NULLs)
-    int64_t largest = 0;
-    bool budget_reached = false;
-    for (int i = 0; i < n; ++i) {
-      if (pg::IsNull(res, i, 1)) continue;
-      ++got;
-      v1::StoredEvent* e = used < events.size() ? events.Mutable(used) : events.Add();
-      int64_t size = 0;
-      if (absl::Status s = ReadStoredEventRow(res, i, 1, e, &size); !s.ok()) return s;
-      largest = std::max(largest, size);
-      if (used > 0 && bytes + size > kReplayFrameBytes) {
-        budget_reached = true;  // the element just read is dropped below
-        break;
-      }
-      ++used;
-      bytes += size;
-      last = e->position();
-    }
-    if (largest > 0) plan.largest_event_bytes = largest;
-    const int64_t bound = std::min(*head_or, window_end);
-    if (budget_reached) break;  // more events follow `last`
-    if (got == want) {
+    absl::StatusOr<AppendedEvents> seen =
+        AppendEvents(res, 1, want, kReplayFrameBytes, &events, &used, &bytes);
+    if (!seen.ok()) return seen.status();
+    if (used > 0) last = events.Get(used - 1).position();
+    if (seen->largest > 0) plan.largest_event_bytes = seen->largest;
+    if (seen->cut) break;  // more events follow `last`
+    if (seen->rows == want) {
       // The frame ends at `last` unless the statement was the first few rows only.
-      if (used == plan.frame_events || !probe || bytes + largest > kReplayFrameBytes) {
+      if (used == plan.frame_events || !probe || bytes + seen->largest > kReplayFrameBytes) {
         caught_up = last >= std::min(*head_or, plan.stop_at);
         break;
       }
       continue;  // full statement, frame not yet full: the next rows
     }
     // Fewer rows than asked for: the window or the head ends the frame.
-    last = std::max(last, bound);
+    last = std::max(last, std::min(*head_or, window_end));
     caught_up = last >= std::min(*head_or, plan.stop_at);
     break;
   }
