@@ -119,6 +119,23 @@ class AuditServiceTest : public testing::PostgresTest<> {
     return SeedEvents(server_->Url(db_, "ingestor"), large, 7000).status();
   }
 
+  // Calls a paged method from `request` on, following next_page_token until it is empty,
+  // and hands every page to `each`; every call must succeed.
+  template <typename Request, typename Response>
+  void ForEachPage(v1::AuditService::Stub* stub,
+                   grpc::Status (v1::AuditService::Stub::*method)(grpc::ClientContext*,
+                                                                  const Request&, Response*),
+                   Request request, const std::function<void(const Response&)>& each) {
+    do {
+      grpc::ClientContext ctx;
+      Response page;
+      const grpc::Status s = (stub->*method)(&ctx, request, &page);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+      each(page);
+      request.set_page_token(page.next_page_token());
+    } while (!request.page_token().empty());
+  }
+
   // A stub over TCP: gRPC's default limits on message sizes apply, as for any client.
   std::unique_ptr<v1::AuditService::Stub> TcpStub() {
     return v1::AuditService::NewStub(
@@ -622,16 +639,12 @@ TEST_F(AuditServiceTest, PagesOfLargeEventsStayWithinTheByteBudget) {
   v1::ListEventsRequest list;
   list.set_page_size(1000);
   int pages = 0;
-  do {
-    grpc::ClientContext ctx;
-    v1::ListEventsResponse page;
-    const grpc::Status s = tcp->ListEvents(&ctx, list, &page);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-    check_page(page);
-    for (const auto& e : page.events()) listed.push_back(e.position());
-    list.set_page_token(page.next_page_token());
-    ++pages;
-  } while (!list.page_token().empty());
+  ForEachPage<v1::ListEventsRequest, v1::ListEventsResponse>(
+      tcp.get(), &v1::AuditService::Stub::ListEvents, list, [&](const auto& page) {
+        check_page(page);
+        for (const auto& e : page.events()) listed.push_back(e.position());
+        ++pages;
+      });
   ASSERT_EQ(listed.size(), static_cast<size_t>(kEvents + kLargeEvents));
   for (size_t i = 0; i < listed.size(); ++i) ASSERT_EQ(listed[i], 1 + static_cast<int64_t>(i));
   EXPECT_GE(pages, 5);
@@ -642,15 +655,11 @@ TEST_F(AuditServiceTest, PagesOfLargeEventsStayWithinTheByteBudget) {
   }
   v1::GetSubjectHistoryRequest h;
   h.set_subject("order-0");
-  do {
-    grpc::ClientContext ctx;
-    v1::GetSubjectHistoryResponse page;
-    const grpc::Status s = tcp->GetSubjectHistory(&ctx, h, &page);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-    check_page(page);
-    for (const auto& e : page.events()) history.push_back(e.position());
-    h.set_page_token(page.next_page_token());
-  } while (!h.page_token().empty());
+  ForEachPage<v1::GetSubjectHistoryRequest, v1::GetSubjectHistoryResponse>(
+      tcp.get(), &v1::AuditService::Stub::GetSubjectHistory, h, [&](const auto& page) {
+        check_page(page);
+        for (const auto& e : page.events()) history.push_back(e.position());
+      });
   EXPECT_EQ(history, expected);
 
   // Dead letters (12 of 500 KB) too, newest first.
@@ -659,20 +668,16 @@ TEST_F(AuditServiceTest, PagesOfLargeEventsStayWithinTheByteBudget) {
   std::vector<int64_t> ids;
   v1::ListDeadLettersRequest d;
   d.set_page_size(100);
-  do {
-    grpc::ClientContext ctx;
-    v1::ListDeadLettersResponse page;
-    const grpc::Status s = tcp->ListDeadLetters(&ctx, d, &page);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-    ASSERT_GT(page.dead_letters_size(), 0);
-    EXPECT_LE(static_cast<int64_t>(page.ByteSizeLong() - page.dead_letters(0).ByteSizeLong()),
-              EventQueries::kPageBytes);
-    for (const auto& l : page.dead_letters()) {
-      EXPECT_EQ(l.raw_value().size(), 500000u);
-      ids.push_back(l.id());
-    }
-    d.set_page_token(page.next_page_token());
-  } while (!d.page_token().empty());
+  ForEachPage<v1::ListDeadLettersRequest, v1::ListDeadLettersResponse>(
+      tcp.get(), &v1::AuditService::Stub::ListDeadLetters, d, [&](const auto& page) {
+        ASSERT_GT(page.dead_letters_size(), 0);
+        EXPECT_LE(static_cast<int64_t>(page.ByteSizeLong() - page.dead_letters(0).ByteSizeLong()),
+                  EventQueries::kPageBytes);
+        for (const auto& l : page.dead_letters()) {
+          EXPECT_EQ(l.raw_value().size(), 500000u);
+          ids.push_back(l.id());
+        }
+      });
   ASSERT_EQ(ids.size(), 12u);
   for (size_t i = 1; i < ids.size(); ++i) EXPECT_LT(ids[i], ids[i - 1]);
 }
