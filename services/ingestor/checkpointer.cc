@@ -1,5 +1,7 @@
 #include "services/ingestor/checkpointer.h"
 
+#include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -31,6 +33,9 @@ SELECT m.hash
 FROM unnest($1::smallint[], $2::bigint[]) WITH ORDINALITY AS k(level, node_index, ord)
 LEFT JOIN audit.merkle_nodes m ON m.level = k.level AND m.node_index = k.node_index
 ORDER BY k.ord)sql";
+
+// Most stored subtrees compared per query.
+constexpr size_t kNodesPerCheck = 4096;
 
 constexpr char kKeyUsedBefore[] =
     "SELECT 1 FROM audit.checkpoints WHERE key_id = $1 AND seq < $2 LIMIT 1";
@@ -68,6 +73,55 @@ absl::Status CheckStoredNodes(PGconn* conn, const std::vector<merkle::Frontier::
       return Loss(absl::StrCat("stored Merkle node (", nodes[i].level, ", ", nodes[i].index,
                                ") is missing or differs from its leaves"));
     }
+  }
+  return absl::OkStatus();
+}
+
+// Leaves folded into the tree and the chain during a round.
+struct Fold {
+  Sha256Digest chain;
+  merkle::Frontier* frontier;
+  std::vector<merkle::Frontier::Node> completed;  // not yet compared with the stored ones
+  std::optional<int64_t> first_recorded;          // of the first leaf folded in
+};
+
+// Positions from+1..to of `run`: what this process committed, as it wrote it.
+void FoldFed(const LeafFeed::Run& run, int64_t from, int64_t to, Fold* fold) {
+  if (!fold->first_recorded.has_value()) fold->first_recorded = run.recorded_micros;
+  for (int64_t p = from + 1; p <= to; ++p) {
+    const Sha256Digest& leaf = run.leaves[p - run.first];
+    fold->chain = ChainHash(fold->chain, leaf);
+    fold->frontier->Append(leaf, kStoredMerkleLevel, &fold->completed);
+  }
+}
+
+// Positions from+1..to as stored, each row's chain hash checked.
+absl::Status FoldStored(PGconn* conn, int64_t from, int64_t to, Fold* fold) {
+  const std::optional<std::string> params[] = {absl::StrCat(from), absl::StrCat(to)};
+  absl::StatusOr<pg::ResultPtr> r =
+      pg::ExecParams(conn, kLeaves, params, pg::ResultFormat::kBinary);
+  if (!r.ok()) return r.status();
+  for (int i = 0; i < PQntuples(r->get()); ++i) {
+    const std::optional<int64_t> position = pg::BinaryInt64(r->get(), i, 0);
+    Sha256Digest leaf, stored_chain;
+    if (!position.has_value() || *position != from + i + 1) {
+      return Loss(absl::StrCat("position ", from + i + 1, " is missing"));
+    }
+    if (!DigestFromBytes(pg::Value(r->get(), i, 1), &leaf) ||
+        !DigestFromBytes(pg::Value(r->get(), i, 2), &stored_chain) ||
+        (fold->chain = ChainHash(fold->chain, leaf)) != stored_chain) {
+      return Loss(absl::StrCat("the chain is broken at position ", *position));
+    }
+    if (!fold->first_recorded.has_value()) {
+      fold->first_recorded = pg::BinaryTimestampUnixMicros(r->get(), i, 3);
+      if (!fold->first_recorded.has_value()) {
+        return Loss(absl::StrCat("position ", *position, " has no recorded time"));
+      }
+    }
+    fold->frontier->Append(leaf, kStoredMerkleLevel, &fold->completed);
+  }
+  if (PQntuples(r->get()) != to - from) {
+    return Loss(absl::StrCat("position ", from + PQntuples(r->get()) + 1, " is missing"));
   }
   return absl::OkStatus();
 }
@@ -148,40 +202,37 @@ absl::StatusOr<Checkpointer::Round> Checkpointer::RoundInTransaction(PGconn* con
   if (last->has_value() && !DigestFromBytes((*last)->chain_hash(), &chain)) {
     return Loss("the newest checkpoint's chain hash is malformed");
   }
-  std::optional<int64_t> first_unsigned_recorded;
+  Fold fold{.chain = chain, .frontier = &*frontier};
+  std::vector<std::shared_ptr<const LeafFeed::Run>> fed;
+  if (options_.leaf_feed != nullptr) fed = options_.leaf_feed->After(signed_size);
+  size_t next_fed = 0;
   for (int64_t from = signed_size; from < size;) {
-    const int64_t to = std::min(size, from + options_.read_chunk);
-    const std::optional<std::string> params[] = {absl::StrCat(from), absl::StrCat(to)};
-    absl::StatusOr<pg::ResultPtr> r =
-        pg::ExecParams(conn, kLeaves, params, pg::ResultFormat::kBinary);
-    if (!r.ok()) return r.status();
-    std::vector<merkle::Frontier::Node> completed;
-    for (int i = 0; i < PQntuples(r->get()); ++i) {
-      const std::optional<int64_t> position = pg::BinaryInt64(r->get(), i, 0);
-      Sha256Digest leaf, stored_chain;
-      if (!position.has_value() || *position != from + i + 1) {
-        return Loss(absl::StrCat("position ", from + i + 1, " is missing"));
-      }
-      if (!DigestFromBytes(pg::Value(r->get(), i, 1), &leaf) ||
-          !DigestFromBytes(pg::Value(r->get(), i, 2), &stored_chain) ||
-          (chain = ChainHash(chain, leaf)) != stored_chain) {
-        return Loss(absl::StrCat("the chain is broken at position ", *position));
-      }
-      if (!first_unsigned_recorded.has_value()) {
-        first_unsigned_recorded = pg::BinaryTimestampUnixMicros(r->get(), i, 3);
-        if (!first_unsigned_recorded.has_value()) {
-          return Loss(absl::StrCat("position ", *position, " has no recorded time"));
-        }
-      }
-      frontier->Append(leaf, kStoredMerkleLevel, &completed);
+    while (next_fed < fed.size() && fed[next_fed]->last() <= from) ++next_fed;
+    const LeafFeed::Run* run = next_fed < fed.size() ? fed[next_fed].get() : nullptr;
+    int64_t to;
+    if (run != nullptr && run->first <= from + 1) {
+      to = std::min(size, run->last());
+      FoldFed(*run, from, to, &fold);
+      leaves_fed_ += to - from;
+    } else {
+      // Up to the next run the feed holds.
+      to = std::min(size, from + options_.read_chunk);
+      if (run != nullptr) to = std::min(to, run->first - 1);
+      if (absl::Status s = FoldStored(conn, from, to, &fold); !s.ok()) return s;
+      leaves_read_ += to - from;
     }
-    if (PQntuples(r->get()) != to - from) {
-      return Loss(absl::StrCat("position ", from + PQntuples(r->get()) + 1, " is missing"));
-    }
-    if (absl::Status s = CheckStoredNodes(conn, completed); !s.ok()) return s;
     from = to;
+    if (fold.completed.size() >= kNodesPerCheck || from == size) {
+      if (absl::Status s = CheckStoredNodes(conn, fold.completed); !s.ok()) return s;
+      fold.completed.clear();
+    }
   }
-  if (chain != head_chain) return Loss("the head's chain hash changed during the round");
+  chain = fold.chain;
+  const std::optional<int64_t> first_unsigned_recorded = fold.first_recorded;
+  if (chain != head_chain) {
+    return Loss(absl::StrCat("the chain hash stored at position ", size,
+                             " is not the chain of the leaves before it"));
+  }
 
   // What to append.
   Round round;

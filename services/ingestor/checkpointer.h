@@ -5,8 +5,11 @@
 //   1. reads the newest checkpoint-log entry (size T1, root R1) and the head (size T, chain);
 //   2. rebuilds the Merkle frontier at T1 from the stored subtrees and checks that its root is
 //      R1 — and that the newest entry's signature verifies — before anything else; then folds
-//      in the leaf hashes T1+1..T, checking that each row's chain hash continues the chain and
-//      that the stored subtrees those leaves complete are the ones they hash to;
+//      in the leaf hashes T1+1..T and checks that the stored subtrees those leaves complete are
+//      the ones they hash to, and that the head's chain hash is the chain of those leaves. The
+//      leaves come from the `leaf_feed` where it holds them (what this process's store wrote
+//      and committed), otherwise from the database, checking that each row's chain hash
+//      continues the chain;
 //   3. appends, each signing the SHA-256 of the previous entry's signature:
 //        - a KEY_ROTATION entry if the newest entry was signed by another key (endorsed when
 //          that key is `previous_key`);
@@ -15,8 +18,9 @@
 //        - otherwise a CHECKPOINT entry if the log grew.
 // If step 2 finds anything that does not add up, the round signs nothing and returns
 // DATA_LOSS naming what it found: a signer must never vouch for a log it cannot reconcile with
-// what it signed before. The events since T1 are signed as stored; what a database
-// administrator changes before then is caught only by verifiers (see the threat model).
+// what it signed before. Events since T1 that the feed holds are signed as written; the others
+// as stored, and what a database administrator changes in those before the round is caught
+// only by verifiers (see the threat model).
 //
 // A checkpointer whose key is no longer the newest entry's, and was seen before in the log,
 // stays passive (another ingestor has been given a newer key: a rolling rotation).
@@ -37,6 +41,7 @@
 #include "audit/signing.h"
 #include "audit/v1/proof.pb.h"
 #include "services/common/pg.h"
+#include "services/ingestor/leaf_feed.h"
 
 namespace audit::ingestor {
 
@@ -53,6 +58,9 @@ class Checkpointer {
     absl::Duration gap_after = absl::Minutes(1);
     // Most leaf hashes read per query while catching up.
     int64_t read_chunk = 100000;
+    // The leaves this process's store committed (not owned; outlives the checkpointer).
+    // Optional: without it every leaf is read from the database.
+    LeafFeed* leaf_feed = nullptr;
     std::function<absl::Time()> clock = [] { return absl::Now(); };
   };
 
@@ -70,6 +78,9 @@ class Checkpointer {
 
   // Time spent in rounds since construction (for the benchmarks).
   absl::Duration busy() const { return absl::Nanoseconds(busy_nanos_.load()); }
+  // Leaves folded in since construction: read from the database, taken from the feed.
+  int64_t leaves_read() const { return leaves_read_.load(); }
+  int64_t leaves_fed() const { return leaves_fed_.load(); }
 
   // Rounds every `interval` until `stop` is notified, then one last round (so that a clean
   // shutdown leaves everything stored signed); logs failures and keeps going.
@@ -82,6 +93,8 @@ class Checkpointer {
   Options options_;
   pg::ConnPtr conn_;
   std::atomic<int64_t> busy_nanos_{0};
+  std::atomic<int64_t> leaves_read_{0};
+  std::atomic<int64_t> leaves_fed_{0};
 };
 
 }  // namespace audit::ingestor

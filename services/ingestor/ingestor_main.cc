@@ -19,6 +19,7 @@
 #include "services/ingestor/checkpointer.h"
 #include "services/ingestor/ingestor.h"
 #include "services/ingestor/kafka_source.h"
+#include "services/ingestor/leaf_feed.h"
 #include "services/ingestor/pg_event_store.h"
 
 ABSL_FLAG(std::string, kafka_brokers, "", "Kafka bootstrap servers, host:port[,host:port...].");
@@ -184,8 +185,15 @@ int IngestorMain(int argc, char** argv, const IngestorHooks& hooks) {
         "the log cannot be proven complete until signing starts (a gap entry will say so)");
   }
 
+  // The leaves the store commits go straight to the checkpointer, which signs them as written
+  // instead of reading them back (docs/DECISIONS.md, 2026-11-26).
+  LeafFeed leaf_feed;
   PgEventStore::Options store_options;
   store_options.url = url;
+  if (checkpointer_options.has_value()) {
+    store_options.leaf_feed = &leaf_feed;
+    checkpointer_options->leaf_feed = &leaf_feed;
+  }
   store_options.stage_hook = hooks.store_stage;
   store_options.connect.application_name = "audit-ingestor";
   PgEventStore store(store_options);

@@ -308,10 +308,12 @@ class PgEventStore::PhaseClock {
 void PgEventStore::StreamEvents(const std::vector<const EventEntry*>& fresh, int64_t head,
                                 int64_t now_micros, Sha256Digest* chain, merkle::Frontier* frontier,
                                 std::vector<merkle::Frontier::Node>* completed,
-                                pg::CopyStream* copy, PhaseClock* clock) {
+                                std::vector<Sha256Digest>* leaves, pg::CopyStream* copy,
+                                PhaseClock* clock) {
   // While the server stores one chunk, the next one is hashed (tamper evidence: leaf and chain
   // hashes, and the Merkle subtrees the new leaves complete) and encoded.
   pg::BinaryCopyWriter events;
+  leaves->reserve(fresh.size());
   if (fresh.empty()) copy->Put(events.Finish());
   for (size_t begin = 0; begin < fresh.size(); begin += kStreamRows) {
     const size_t end = std::min(fresh.size(), begin + kStreamRows);
@@ -323,6 +325,7 @@ void PgEventStore::StreamEvents(const std::vector<const EventEntry*>& fresh, int
                          entry.record->partition, entry.record->offset, entry.content_hash);
       *chain = ChainHash(*chain, leaf);
       frontier->Append(leaf, kStoredMerkleLevel, completed);
+      leaves->push_back(leaf);
       hashes[i - begin] = {leaf, *chain};
     }
     clock->Mark(Phase::kHashing);
@@ -334,6 +337,15 @@ void PgEventStore::StreamEvents(const std::vector<const EventEntry*>& fresh, int
     clock->Mark(Phase::kEncode);
     copy->Put(events.Drain());
     clock->Mark(Phase::kCopy);
+  }
+}
+
+void PgEventStore::Committed(merkle::Frontier frontier, int64_t head, int64_t now_micros,
+                             std::vector<Sha256Digest> leaves) {
+  frontier_ = std::move(frontier);
+  if (options_.leaf_feed != nullptr) {
+    options_.leaf_feed->Publish(
+        {.first = head + 1, .recorded_micros = now_micros, .leaves = std::move(leaves)});
   }
 }
 
@@ -450,6 +462,7 @@ absl::StatusOr<std::optional<AppendResult>> PgEventStore::AppendScripted(const A
   }
   merkle::Frontier frontier = *frontier_;
   std::vector<merkle::Frontier::Node> completed;
+  std::vector<Sha256Digest> leaves;
   Sha256Digest chain = head->chain;
   clock.Mark(Phase::kLock);
   if (options_.stage_hook) options_.stage_hook(Stage::kBeforeInsert);
@@ -458,8 +471,8 @@ absl::StatusOr<std::optional<AppendResult>> PgEventStore::AppendScripted(const A
   if (!events_copy.ok()) return fail(events_copy.status());
   pg::CopyStream copy;
   copy.Attach(conn);
-  StreamEvents(fresh, head->position, head->now_micros, &chain, &frontier, &completed, &copy,
-               &clock);
+  StreamEvents(fresh, head->position, head->now_micros, &chain, &frontier, &completed, &leaves,
+               &copy, &clock);
   if (absl::Status s = copy.End(); !s.ok()) return fail(s);
   absl::StatusOr<pg::ResultPtr> nodes_copy = script.Next();
   if (!nodes_copy.ok()) return fail(nodes_copy.status());
@@ -472,7 +485,7 @@ absl::StatusOr<std::optional<AppendResult>> PgEventStore::AppendScripted(const A
   if (absl::StatusOr<pg::ResultPtr> c = script.Next(); !c.ok()) return fail(c.status());
   if (absl::Status s = script.Finish(); !s.ok()) return s;
   clock.Mark(Phase::kCommit);
-  frontier_ = std::move(frontier);
+  Committed(std::move(frontier), head->position, head->now_micros, std::move(leaves));
   result.appended = static_cast<int64_t>(fresh.size());
   if (result.appended > 0) {
     result.first_position = head->position + 1;
@@ -512,6 +525,7 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   }
   merkle::Frontier frontier = *frontier_;
   std::vector<merkle::Frontier::Node> completed;
+  std::vector<Sha256Digest> leaves;
   mark(Phase::kLock);
 
   if (options_.stage_hook) options_.stage_hook(Stage::kBeforeInsert);
@@ -593,7 +607,7 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
     mark(Phase::kCopy);
     pg::CopyStream copy;
     if (absl::Status s = copy.Start(conn, kCopyEventsSql); !s.ok()) return s;
-    StreamEvents(fresh, head, now_micros, &chain, &frontier, &completed, &copy, &clock);
+    StreamEvents(fresh, head, now_micros, &chain, &frontier, &completed, &leaves, &copy, &clock);
     if (absl::Status s = copy.Finish(); !s.ok()) return s;
   }
   if (!completed.empty()) {
@@ -605,7 +619,7 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
   if (options_.stage_hook) options_.stage_hook(Stage::kBeforeCommit);
   if (absl::StatusOr<pg::ResultPtr> c = pg::Exec(conn, "COMMIT"); !c.ok()) return c.status();
   mark(Phase::kCommit);
-  frontier_ = std::move(frontier);
+  Committed(std::move(frontier), head, now_micros, std::move(leaves));
   if (result.appended > 0) {
     result.first_position = head + 1;
     result.last_position = head + result.appended;

@@ -33,6 +33,7 @@
 #include "services/common/copy_binary.h"
 #include "services/common/pg.h"
 #include "services/ingestor/event_sink.h"
+#include "services/ingestor/leaf_feed.h"
 
 namespace audit::ingestor {
 
@@ -49,6 +50,9 @@ class PgEventStore : public EventSink {
     pg::ConnectOptions connect;
     // Called at each Stage of every append; unset in production.
     std::function<void(Stage)> stage_hook;
+    // Given the leaf hashes of every committed append, for this process's checkpointer
+    // (not owned; outlives the store). Optional.
+    LeafFeed* leaf_feed = nullptr;
   };
 
   // Does not connect; the first Append (or Ping) does.
@@ -90,11 +94,15 @@ class PgEventStore : public EventSink {
   // (nothing written) when the batch needs AppendOnce: a conflict within the batch, or a head
   // moved by another writer since our last commit (the frontier must be rebuilt).
   absl::StatusOr<std::optional<AppendResult>> AppendScripted(const AppendBatch& batch);
-  // Hashes, encodes and streams `fresh` (positions head+1..) into `copy`.
+  // Hashes, encodes and streams `fresh` (positions head+1..) into `copy`; the leaf hashes go
+  // to `leaves`.
   void StreamEvents(const std::vector<const EventEntry*>& fresh, int64_t head, int64_t now_micros,
                     Sha256Digest* chain, merkle::Frontier* frontier,
-                    std::vector<merkle::Frontier::Node>* completed, pg::CopyStream* copy,
-                    PhaseClock* clock);
+                    std::vector<merkle::Frontier::Node>* completed,
+                    std::vector<Sha256Digest>* leaves, pg::CopyStream* copy, PhaseClock* clock);
+  // After a COMMIT succeeded: the frontier at the new head, the leaves to the feed.
+  void Committed(merkle::Frontier frontier, int64_t head, int64_t now_micros,
+                 std::vector<Sha256Digest> leaves);
   // After a failed transaction: rolls back (or drops the connection) and forgets the frontier;
   // returns `why` classified for the caller (23505 left as is, for Append).
   absl::Status AbandonTransaction(absl::Status why);
