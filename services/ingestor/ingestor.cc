@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -42,8 +43,15 @@ struct Ingestor::Prepared {
 
 std::unique_ptr<Ingestor::Prepared> Ingestor::Prepare(RecordBatch batch,
                                                       std::unique_ptr<Prepared> reuse,
-                                                      size_t max_threads) const {
-  std::unique_ptr<Prepared> p = reuse != nullptr ? std::move(reuse) : std::make_unique<Prepared>();
+                                                      size_t max_threads) {
+  std::unique_ptr<Prepared> p = std::move(reuse);
+  if (p != nullptr) {
+    const absl::Time release_start = absl::Now();
+    Release(*p);
+    stats_.release_nanos += absl::ToInt64Nanoseconds(absl::Now() - release_start);
+  } else {
+    p = std::make_unique<Prepared>();
+  }
   p->records = std::move(batch);
   p->append.events.clear();
   p->append.dead_letters.clear();
@@ -90,7 +98,8 @@ absl::Status Ingestor::Run(const absl::Notification& stop) {
   // The next batch, polled (without waiting) and decoded on a helper thread while the current
   // one is being stored: decoding overlaps the database's work.
   std::unique_ptr<Prepared> ahead;
-  // The last stored batch, released: the next Prepare decodes into its events.
+  // The last stored batch: the next Prepare (on the helper thread) frees its messages and
+  // decodes into its events.
   std::unique_ptr<Prepared> spare;
   // Whether the loop last had to wait for decoding: only then is the next batch decoded on
   // several threads. Otherwise one is enough to finish before the store does, and leaves a
@@ -116,47 +125,57 @@ absl::Status Ingestor::Run(const absl::Notification& stop) {
       current = Prepare(std::move(batch), std::move(spare));
       stats_.decode_nanos += absl::ToInt64Nanoseconds(absl::Now() - t);
     }
-    RecordBatch next;
+    // The next batch, taken and decoded on a helper thread while this one is stored: the
+    // records kept while retrying, or what the source has ready (without waiting). The helper
+    // has the source to itself until it notifies `source_free` (AwaitSource).
+    absl::Notification source_free;
+    absl::Status poll_ahead;
+    std::unique_ptr<Prepared> unused_spare;
+    std::thread helper;
     if (options_.decode_ahead) {
-      if (!pending_.empty()) {
-        next.Append(std::move(pending_));
-      } else {
-        const absl::Time poll_start = absl::Now();
-        absl::StatusOr<RecordBatch> polled =
-            source_.Poll(options_.batch_max_records, absl::ZeroDuration());
-        stats_.poll_ahead_nanos += absl::ToInt64Nanoseconds(absl::Now() - poll_start);
-        if (!polled.ok()) return polled.status();
-        next = *std::move(polled);
-      }
-    }
-    std::thread decoder;
-    if (!next.empty()) {
       const size_t threads = decode_was_waited_for ? options_.decode_threads : 1;
-      decoder = std::thread([this, &next, &ahead, threads, reuse = std::move(spare)]() mutable {
-        ahead = Prepare(std::move(next), std::move(reuse), threads);
+      helper = std::thread([this, &source_free, &poll_ahead, &unused_spare, &ahead, threads,
+                            next = std::exchange(pending_, RecordBatch()),
+                            reuse = std::move(spare)]() mutable {
+        if (next.empty()) {
+          const absl::Time poll_start = absl::Now();
+          absl::StatusOr<RecordBatch> polled =
+              source_.Poll(options_.batch_max_records, absl::ZeroDuration());
+          stats_.poll_ahead_nanos += absl::ToInt64Nanoseconds(absl::Now() - poll_start);
+          if (polled.ok()) {
+            next = *std::move(polled);
+          } else {
+            poll_ahead = polled.status();
+          }
+        }
+        source_free.Notify();
+        if (next.empty()) {
+          unused_spare = std::move(reuse);
+        } else {
+          ahead = Prepare(std::move(next), std::move(reuse), threads);
+        }
       });
+      source_free_ = &source_free;
     }
     absl::Status stored = StoreAndCommit(*current, stop);
-    if (decoder.joinable()) {
+    if (helper.joinable()) {
       const absl::Time wait_start = absl::Now();
-      decoder.join();
+      helper.join();
       const absl::Duration waited = absl::Now() - wait_start;
       stats_.decode_wait_nanos += absl::ToInt64Nanoseconds(waited);
       decode_was_waited_for = waited > absl::Microseconds(200);
+      source_free_ = nullptr;
+      if (unused_spare != nullptr) spare = std::move(unused_spare);
     }
     MaybeLogStats();
-    if (stored.ok()) {
-      const absl::Time release_start = absl::Now();
-      Release(*current);
-      spare = std::move(current);
-      stats_.release_nanos += absl::ToInt64Nanoseconds(absl::Now() - release_start);
-    }
     if (!stored.ok()) {
       LogWarning("stopping with a batch not stored; it will be delivered again")
           .With("records", static_cast<int64_t>(current->records.records.size()))
           .With(stored);
       break;
     }
+    if (!poll_ahead.ok()) return poll_ahead;
+    spare = std::move(current);
   }
   LogInfo("ingestor stopped")
       .With("events_stored", stats_.events_stored.load())
@@ -180,6 +199,7 @@ absl::Status Ingestor::StoreAndCommit(Prepared& p, const absl::Notification& sto
   if (absl::Status s = StoreWithRetry(p.append, stop); !s.ok()) return s;
   stats_.store_nanos += absl::ToInt64Nanoseconds(absl::Now() - t);
   stats_.batches++;
+  AwaitSource();
   t = absl::Now();
   absl::Status committed = source_.Commit(p.records);
   stats_.offset_commit_nanos += absl::ToInt64Nanoseconds(absl::Now() - t);
@@ -198,6 +218,7 @@ absl::Status Ingestor::StoreWithRetry(const AppendBatch& batch, const absl::Noti
     absl::StatusOr<AppendResult> r = sink_.Append(batch);
     if (r.ok()) {
       if (paused) {
+        AwaitSource();
         source_.Resume();
         LogInfo("store available again; resuming");
       }
@@ -205,7 +226,10 @@ absl::Status Ingestor::StoreWithRetry(const AppendBatch& batch, const absl::Noti
       return absl::OkStatus();
     }
     if (r.status().code() == absl::StatusCode::kInvalidArgument) {
-      if (paused) source_.Resume();
+      if (paused) {
+        AwaitSource();
+        source_.Resume();
+      }
       return Isolate(batch, r.status(), stop);
     }
     stats_.transient_failures++;
@@ -217,6 +241,7 @@ absl::Status Ingestor::StoreWithRetry(const AppendBatch& batch, const absl::Noti
       }
     }
     if (!paused) {
+      AwaitSource();
       source_.Pause();
       paused = true;
     }
@@ -266,7 +291,12 @@ absl::Status Ingestor::Isolate(const AppendBatch& batch, const absl::Status& ref
   return StoreWithRetry(single, stop);
 }
 
+void Ingestor::AwaitSource() {
+  if (source_free_ != nullptr) source_free_->WaitForNotification();
+}
+
 void Ingestor::WaitServingSource(absl::Duration delay) {
+  AwaitSource();
   const absl::Time until = absl::Now() + delay;
   while (absl::Now() < until) {
     absl::StatusOr<RecordBatch> strays =

@@ -1,5 +1,5 @@
-// The ingest loop: poll a batch, decode it (the next one already, on a helper thread, while
-// this one is stored), append it, commit its offsets; repeat.
+// The ingest loop: poll a batch, decode it (the next one is polled and decoded already, on a
+// helper thread, while this one is stored), append it, commit its offsets; repeat.
 //
 // Guarantees (docs/ARCHITECTURE.md, "Delivery guarantees"):
 //  - offsets are committed only after the batch's database transaction committed, so a crash
@@ -60,18 +60,19 @@ struct IngestorStats {
   std::atomic<int64_t> isolations{0};  // batches split to find refused content
   std::atomic<int64_t> commit_failures{0};
   std::atomic<int64_t> last_position{0};
-  // Where the loop's time went (nanoseconds), all on the loop's own thread: waiting for
-  // records when none were polled ahead (including the wait for the group's first
-  // assignment), decoding a batch that was not decoded ahead, storing (with retries),
-  // committing offsets, taking the next batch without waiting (decode-ahead), and waiting for
-  // the helper to finish decoding it after the store returned.
+  // Where the loop's time went (nanoseconds), on the loop's own thread: waiting for records
+  // when none were polled ahead (including the wait for the group's first assignment),
+  // decoding a batch that was not decoded ahead, storing (with retries), committing offsets,
+  // and waiting for the helper to take and decode the next batch after the store returned.
   std::atomic<int64_t> poll_nanos{0};
   std::atomic<int64_t> decode_nanos{0};
   std::atomic<int64_t> store_nanos{0};
   std::atomic<int64_t> offset_commit_nanos{0};
-  std::atomic<int64_t> poll_ahead_nanos{0};
   std::atomic<int64_t> decode_wait_nanos{0};
-  // Freeing a stored batch (its decoded events and Kafka messages) on the loop's thread.
+  // On the helper thread while a batch is stored (decode-ahead): taking the next batch from
+  // the source without waiting, and freeing a stored batch (its Kafka messages) before its
+  // decoded events are reused.
+  std::atomic<int64_t> poll_ahead_nanos{0};
   std::atomic<int64_t> release_nanos{0};
 };
 
@@ -92,13 +93,16 @@ class Ingestor {
 
  private:
   struct Prepared;
-  // Decodes `batch`, into `reuse` if given (a released Prepared: its events keep their buffers).
-  // Decodes on up to `threads` threads (options_.decode_threads if 0).
+  // Decodes `batch`, into `reuse` if given (a stored batch: released here, its events keep
+  // their buffers). Decodes on up to `threads` threads (options_.decode_threads if 0).
   std::unique_ptr<Prepared> Prepare(RecordBatch batch, std::unique_ptr<Prepared> reuse = nullptr,
-                                    size_t threads = 0) const;
+                                    size_t threads = 0);
   // Frees what a stored batch holds of Kafka's (its messages) and keeps its decoded events
   // for the next Prepare.
   static void Release(Prepared& p);
+  // Waits until the helper thread is done with the source (no-op without one): the source is
+  // used by one thread at a time.
+  void AwaitSource();
   absl::Status StoreAndCommit(Prepared& p, const absl::Notification& stop);
   // Appends with retries; bisects on INVALID_ARGUMENT.
   absl::Status StoreWithRetry(const AppendBatch& batch, const absl::Notification& stop);
@@ -115,6 +119,8 @@ class Ingestor {
   IngestorOptions options_;
   IngestorStats stats_;
   RecordBatch pending_;  // records polled while waiting to retry
+  // Notified once the decode-ahead helper no longer uses the source; null when none runs.
+  absl::Notification* source_free_ = nullptr;
   absl::Time next_stats_ = absl::InfinitePast();
   absl::Time stop_seen_ = absl::InfiniteFuture();
 };

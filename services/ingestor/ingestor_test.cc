@@ -1,12 +1,16 @@
 #include "services/ingestor/ingestor.h"
 
+#include <algorithm>
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "audit/cloudevents.h"
 #include "audit/envelope.h"
 #include "audit/test_events.h"
@@ -212,6 +216,113 @@ TEST(IngestorTest, RunStopsWhenAsked) {
   ASSERT_TRUE(ingestor.Run(stop).ok());
   EXPECT_EQ(sink.stored, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(source.commits.size(), 2u);
+}
+
+// Counts calls that overlap. A poll without waiting (the decode-ahead helper's) holds the
+// source up to 20 ms, as a slow poll would, so that a loop using the source meanwhile is
+// caught; it returns as soon as one did.
+class OneAtATimeSource : public FakeSource {
+ public:
+  absl::StatusOr<RecordBatch> Poll(size_t max_records, absl::Duration max_wait) override {
+    Enter();
+    if (max_wait == absl::ZeroDuration()) {
+      absl::MutexLock lock(&mu_);
+      polling_ahead_ = true;
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](int* overlaps) { return *overlaps > 0; }, &overlaps_),
+                           absl::Milliseconds(20));
+      polling_ahead_ = false;
+    }
+    absl::StatusOr<RecordBatch> b = FakeSource::Poll(max_records, max_wait);
+    Exit();
+    return b;
+  }
+  // Waits (up to 20 ms) until a poll without waiting is under way: the store returns no
+  // sooner than a real one, which the helper's poll has time to start within.
+  void AwaitPollAhead() {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&polling_ahead_), absl::Milliseconds(20));
+  }
+  absl::Status Commit(const RecordBatch& batch) override {
+    Enter();
+    absl::Status s = FakeSource::Commit(batch);
+    Exit();
+    return s;
+  }
+  void Pause() override {
+    Enter();
+    FakeSource::Pause();
+    Exit();
+  }
+  void Resume() override {
+    Enter();
+    FakeSource::Resume();
+    Exit();
+  }
+
+  int overlaps() {
+    absl::MutexLock lock(&mu_);
+    return overlaps_;
+  }
+
+ private:
+  void Enter() {
+    absl::MutexLock lock(&mu_);
+    if (active_++ > 0) ++overlaps_;
+  }
+  void Exit() {
+    absl::MutexLock lock(&mu_);
+    --active_;
+  }
+
+  absl::Mutex mu_;
+  bool polling_ahead_ ABSL_GUARDED_BY(mu_) = false;
+  int active_ ABSL_GUARDED_BY(mu_) = 0;
+  int overlaps_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST(IngestorTest, TheSourceIsUsedByOneThreadAtATimeWhileTheHelperPollsAhead) {
+  OneAtATimeSource source;
+  FakeSink sink;
+  // The batches holding e3 and e12 find the database down once: pause, wait, resume.
+  std::set<std::string> fail_once = {"e3", "e12"};
+  std::atomic<size_t> events_stored{0};
+  sink.behavior = [&](const AppendBatch& batch) {
+    source.AwaitPollAhead();
+    for (const EventEntry& e : batch.events) {
+      if (fail_once.erase(e.event->id()) > 0) return absl::UnavailableError("down");
+    }
+    events_stored += batch.events.size();
+    return absl::OkStatus();
+  };
+  std::vector<std::string> expected;
+  for (int b = 0; b < 6; ++b) {
+    std::vector<OwnedMessage> messages;
+    for (int i = 0; i < 3; ++i) {
+      const int offset = 3 * b + i;
+      expected.push_back(absl::StrCat("e", offset));
+      messages.push_back(Good(expected.back(), offset));
+    }
+    source.queue.push_back(MakeBatch(std::move(messages)));
+  }
+  absl::Notification stop;
+  // Records taken while waiting to retry are stored later (batches may merge): stop only
+  // once every one is.
+  source.on_empty = [&] {
+    if (events_stored == expected.size() && !stop.HasBeenNotified()) stop.Notify();
+  };
+  Ingestor ingestor(source, sink, FastOptions());
+  ASSERT_TRUE(ingestor.Run(stop).ok());
+  EXPECT_EQ(source.overlaps(), 0);
+  EXPECT_EQ(sink.stored, expected);
+  std::vector<int64_t> committed;
+  for (const std::vector<int64_t>& c : source.commits) {
+    committed.insert(committed.end(), c.begin(), c.end());
+  }
+  EXPECT_EQ(committed.size(), expected.size());
+  EXPECT_TRUE(std::is_sorted(committed.begin(), committed.end()));
+  EXPECT_EQ(source.pauses, 2);
+  EXPECT_EQ(source.resumes, 2);
 }
 
 }  // namespace

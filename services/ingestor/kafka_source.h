@@ -8,7 +8,9 @@
 // (entries starting with '^'); a matching topic created later is picked up at the next
 // metadata refresh (Options::metadata_refresh, seconds rather than librdkafka's 5 minutes).
 //
-// Thread safety: Poll/Commit/Pause/Resume/Close from one thread.
+// Thread safety: Poll/Commit/Pause/Resume/Close from one thread at a time (the ingestor's
+// decode-ahead helper polls while the loop stores, and the loop waits for it before it
+// commits, pauses or polls).
 #ifndef SERVICES_INGESTOR_KAFKA_SOURCE_H_
 #define SERVICES_INGESTOR_KAFKA_SOURCE_H_
 

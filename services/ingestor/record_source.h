@@ -26,6 +26,7 @@ struct RecordBatch {
   }
 };
 
+// Used by one thread at a time (not necessarily the same one).
 class RecordSource {
  public:
   virtual ~RecordSource() = default;
