@@ -155,19 +155,20 @@ absl::StatusOr<AppendedEvents> AppendEvents(
   return seen;
 }
 
-// Replaces `out` with the rows of kStoredEventColumns (at most `limit`, and no more than
-// EventQueries::kPageBytes of events beyond the first), reusing its elements; `*cut` says
-// whether the byte budget ended the page.
-absl::Status ReadEvents(const PGresult* r, google::protobuf::RepeatedPtrField<v1::StoredEvent>* out,
-                        int limit, bool* cut) {
+// Replaces `out` with a page of the rows of kStoredEventColumns (fetched with LIMIT page + 1):
+// at most `page`, and no more than EventQueries::kPageBytes of events beyond the first,
+// reusing its elements. Returns the position the next page continues after, if there is one
+// (more rows than the page, or the byte budget ended it).
+absl::StatusOr<std::optional<int64_t>> ReadPage(
+    const PGresult* r, int page, google::protobuf::RepeatedPtrField<v1::StoredEvent>* out) {
   int used = 0;
   int64_t bytes = 0;
   absl::StatusOr<AppendedEvents> seen =
-      AppendEvents(r, 0, limit, EventQueries::kPageBytes, out, &used, &bytes);
+      AppendEvents(r, 0, page, EventQueries::kPageBytes, out, &used, &bytes);
   if (!seen.ok()) return seen.status();
   if (used < out->size()) out->DeleteSubrange(used, out->size() - used);
-  *cut = seen->cut;
-  return absl::OkStatus();
+  if (PQntuples(r) > page || seen->cut) return out->Get(used - 1).position();
+  return std::nullopt;
 }
 
 v1::ErrorClass ErrorClassFromName(absl::string_view name) {
@@ -241,13 +242,9 @@ absl::StatusOr<v1::ListEventsResponse> EventQueries::ListEvents(
       sql);
   if (!rows.ok()) return rows.status();
   v1::ListEventsResponse out;
-  bool cut = false;
-  if (absl::Status s = ReadEvents(rows->get(), out.mutable_events(), page, &cut); !s.ok()) {
-    return s;
-  }
-  if (PQntuples(rows->get()) > page || cut) {
-    out.set_next_page_token(tokens_->Encode(r, out.events(out.events_size() - 1).position()));
-  }
+  absl::StatusOr<std::optional<int64_t>> next = ReadPage(rows->get(), page, out.mutable_events());
+  if (!next.ok()) return next.status();
+  if (next->has_value()) out.set_next_page_token(tokens_->Encode(r, **next));
   return out;
 }
 
@@ -269,13 +266,9 @@ absl::StatusOr<v1::GetSubjectHistoryResponse> EventQueries::GetSubjectHistory(
                    sql, /*prepared=*/true);
   if (!rows.ok()) return rows.status();
   v1::GetSubjectHistoryResponse out;
-  bool cut = false;
-  if (absl::Status s = ReadEvents(rows->get(), out.mutable_events(), page, &cut); !s.ok()) {
-    return s;
-  }
-  if (PQntuples(rows->get()) > page || cut) {
-    out.set_next_page_token(tokens_->Encode(r, out.events(out.events_size() - 1).position()));
-  }
+  absl::StatusOr<std::optional<int64_t>> next = ReadPage(rows->get(), page, out.mutable_events());
+  if (!next.ok()) return next.status();
+  if (next->has_value()) out.set_next_page_token(tokens_->Encode(r, **next));
   return out;
 }
 
@@ -456,7 +449,7 @@ absl::StatusOr<ReplayPlan> EventQueries::PlanReplay(PGconn* conn,
 absl::Status EventQueries::ReadReplayFrame(PGconn* conn, ReplayPlan* plan_in, int64_t after,
                                            v1::ReplayEventsResponse* out) const {
   ReplayPlan& plan = *plan_in;
-  // Not Clear(): the events' allocations are reused (as in ReadEvents).
+  // Not Clear(): the events' allocations are reused (as in ReadPage).
   out->clear_proof();
   out->clear_checkpoint();
   v1::ReplayEventsResponse& frame = *out;
