@@ -198,11 +198,10 @@ absl::StatusOr<Checkpointer::Round> Checkpointer::RoundInTransaction(PGconn* con
   }
 
   // Fold in the leaves since, checking the chain and the stored subtrees.
-  Sha256Digest chain = kGenesisChainHash;
-  if (last->has_value() && !DigestFromBytes((*last)->chain_hash(), &chain)) {
+  Fold fold{.chain = kGenesisChainHash, .frontier = &*frontier};
+  if (last->has_value() && !DigestFromBytes((*last)->chain_hash(), &fold.chain)) {
     return Loss("the newest checkpoint's chain hash is malformed");
   }
-  Fold fold{.chain = chain, .frontier = &*frontier};
   std::vector<std::shared_ptr<const LeafFeed::Run>> fed;
   if (options_.leaf_feed != nullptr) fed = options_.leaf_feed->After(signed_size);
   size_t next_fed = 0;
@@ -227,9 +226,7 @@ absl::StatusOr<Checkpointer::Round> Checkpointer::RoundInTransaction(PGconn* con
       fold.completed.clear();
     }
   }
-  chain = fold.chain;
-  const std::optional<int64_t> first_unsigned_recorded = fold.first_recorded;
-  if (chain != head_chain) {
+  if (fold.chain != head_chain) {
     return Loss(absl::StrCat("the chain hash stored at position ", size,
                              " is not the chain of the leaves before it"));
   }
@@ -261,14 +258,14 @@ absl::StatusOr<Checkpointer::Round> Checkpointer::RoundInTransaction(PGconn* con
                                             : " (not endorsed: the previous key was not given)")});
   }
   const absl::Time now = options_.clock();
-  if (first_unsigned_recorded.has_value()) {
-    const absl::Time recorded = absl::FromUnixMicros(*first_unsigned_recorded);
+  if (fold.first_recorded.has_value()) {
+    const absl::Time recorded = absl::FromUnixMicros(*fold.first_recorded);
     if (now - recorded > options_.gap_after) {
       entries.push_back(
           {v1::CHECKPOINT_KIND_GAP,
            absl::StrCat("no checkpoint for ", absl::FormatDuration(now - recorded), ": position ",
                         signed_size + 1, " was recorded at ",
-                        FormatRfc3339(FromUnixMicros(*first_unsigned_recorded)),
+                        FormatRfc3339(FromUnixMicros(*fold.first_recorded)),
                         last->has_value() ? absl::StrCat(", the previous checkpoint was made at ",
                                                          FormatRfc3339((*last)->created_time()))
                                           : std::string(", before any checkpoint"))});
@@ -286,7 +283,7 @@ absl::StatusOr<Checkpointer::Round> Checkpointer::RoundInTransaction(PGconn* con
     c.set_kind(e.kind);
     c.set_tree_size(size);
     c.set_root_hash(std::string(DigestBytes(frontier->Root())));
-    c.set_chain_hash(std::string(DigestBytes(chain)));
+    c.set_chain_hash(std::string(DigestBytes(fold.chain)));
     *c.mutable_created_time() = FromUnixMicros(created);
     const Sha256Digest previous_hash =
         previous.has_value() ? SignatureHash(*previous) : Sha256Digest{};
