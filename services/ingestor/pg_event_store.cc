@@ -313,7 +313,7 @@ void PgEventStore::StreamEvents(const std::vector<const EventEntry*>& fresh, int
   // While the server stores one chunk, the next one is hashed (tamper evidence: leaf and chain
   // hashes, and the Merkle subtrees the new leaves complete) and encoded.
   pg::BinaryCopyWriter events;
-  leaves->reserve(fresh.size());
+  if (leaves != nullptr) leaves->reserve(fresh.size());
   if (fresh.empty()) copy->Put(events.Finish());
   for (size_t begin = 0; begin < fresh.size(); begin += kStreamRows) {
     const size_t end = std::min(fresh.size(), begin + kStreamRows);
@@ -325,7 +325,7 @@ void PgEventStore::StreamEvents(const std::vector<const EventEntry*>& fresh, int
                          entry.record->partition, entry.record->offset, entry.content_hash);
       *chain = ChainHash(*chain, leaf);
       frontier->Append(leaf, kStoredMerkleLevel, completed);
-      leaves->push_back(leaf);
+      if (leaves != nullptr) leaves->push_back(leaf);
       hashes[i - begin] = {leaf, *chain};
     }
     clock->Mark(Phase::kHashing);
@@ -471,8 +471,8 @@ absl::StatusOr<std::optional<AppendResult>> PgEventStore::AppendScripted(const A
   if (!events_copy.ok()) return fail(events_copy.status());
   pg::CopyStream copy;
   copy.Attach(conn);
-  StreamEvents(fresh, head->position, head->now_micros, &chain, &frontier, &completed, &leaves,
-               &copy, &clock);
+  StreamEvents(fresh, head->position, head->now_micros, &chain, &frontier, &completed,
+               LeavesFor(&leaves), &copy, &clock);
   if (absl::Status s = copy.End(); !s.ok()) return fail(s);
   absl::StatusOr<pg::ResultPtr> nodes_copy = script.Next();
   if (!nodes_copy.ok()) return fail(nodes_copy.status());
@@ -607,7 +607,8 @@ absl::StatusOr<AppendResult> PgEventStore::AppendInTransaction(const AppendBatch
     mark(Phase::kCopy);
     pg::CopyStream copy;
     if (absl::Status s = copy.Start(conn, kCopyEventsSql); !s.ok()) return s;
-    StreamEvents(fresh, head, now_micros, &chain, &frontier, &completed, &leaves, &copy, &clock);
+    StreamEvents(fresh, head, now_micros, &chain, &frontier, &completed, LeavesFor(&leaves), &copy,
+                 &clock);
     if (absl::Status s = copy.Finish(); !s.ok()) return s;
   }
   if (!completed.empty()) {

@@ -95,11 +95,15 @@ class PgEventStore : public EventSink {
   // moved by another writer since our last commit (the frontier must be rebuilt).
   absl::StatusOr<std::optional<AppendResult>> AppendScripted(const AppendBatch& batch);
   // Hashes, encodes and streams `fresh` (positions head+1..) into `copy`; the leaf hashes go
-  // to `leaves`.
+  // to `leaves` unless it is null.
   void StreamEvents(const std::vector<const EventEntry*>& fresh, int64_t head, int64_t now_micros,
                     Sha256Digest* chain, merkle::Frontier* frontier,
                     std::vector<merkle::Frontier::Node>* completed,
                     std::vector<Sha256Digest>* leaves, pg::CopyStream* copy, PhaseClock* clock);
+  // `leaves` if there is a feed to hand them to, else null (nothing collected).
+  std::vector<Sha256Digest>* LeavesFor(std::vector<Sha256Digest>* leaves) const {
+    return options_.leaf_feed != nullptr ? leaves : nullptr;
+  }
   // After a COMMIT succeeded: the frontier at the new head, the leaves to the feed.
   void Committed(merkle::Frontier frontier, int64_t head, int64_t now_micros,
                  std::vector<Sha256Digest> leaves);
